@@ -1,0 +1,90 @@
+/* The command table and admin_handle(): from a request object to a handler. */
+#include "admin/admin.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "admin/admin_request.h"
+#include "lib/xalloc.h"
+
+struct admin_command {
+	const char *name;
+	admin_handler *handler;
+};
+
+/* Listed in docs/admin-api.md; keep the two in step. */
+static const struct admin_command admin_commands[] = {
+    {"status", admin_status},
+    {"reload", admin_reload},
+    {"domain.add", admin_domain_add},
+    {"domain.del", admin_domain_del},
+    {"domain.list", admin_domain_list},
+    {"user.add", admin_user_add},
+    {"user.list", admin_user_list},
+    {"user.show", admin_user_show},
+    {"user.passwd", admin_user_passwd},
+    {"user.rename", admin_user_rename},
+    {"user.enable", admin_user_enable},
+    {"user.disable", admin_user_disable},
+    {"user.set", admin_user_set},
+    {"user.del", admin_user_del},
+    {"alias.add", admin_alias_add},
+    {"alias.del", admin_alias_del},
+    {"alias.list", admin_alias_list},
+    {"group.add", admin_group_add},
+    {"group.del", admin_group_del},
+    {"group.list", admin_group_list},
+    {"group.member.add", admin_group_member_add},
+    {"group.member.del", admin_group_member_del},
+    {"config.list", admin_config_list},
+    {"config.get", admin_config_get},
+    {"config.set", admin_config_set},
+    {"config.unset", admin_config_unset},
+};
+
+static const struct admin_command *admin_command_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(admin_commands) / sizeof(admin_commands[0]); i++)
+		if (strcmp(admin_commands[i].name, name) == 0)
+			return &admin_commands[i];
+	return NULL;
+}
+
+static struct admin_request *admin_request_new(const struct admin_host *host, const char *actor,
+                                               admin_reply_cb *cb, void *ctx)
+{
+	struct admin_request *req = xcalloc(1, sizeof(*req));
+
+	req->host = host;
+	req->cmd = "?";
+	snprintf(req->actor, sizeof(req->actor), "%s", actor);
+	req->cb = cb;
+	req->ctx = ctx;
+	return req;
+}
+
+void admin_handle(const struct admin_host *host, const char *actor, json_t *request,
+                  admin_reply_cb *cb, void *ctx)
+{
+	struct admin_request *req = admin_request_new(host, actor, cb, ctx);
+	json_t *cmd = json_object_get(request, "cmd");
+	json_t *args = json_object_get(request, "args");
+	const struct admin_command *c;
+
+	if (!json_is_object(request) || !json_is_string(cmd)) {
+		admin_request_fail(req, "usage", "a request is an object with a string \"cmd\"");
+		return;
+	}
+	c = admin_command_find(json_string_value(cmd));
+	if (c == NULL) {
+		admin_request_fail(req, "usage", "unknown command %s", json_string_value(cmd));
+		return;
+	}
+	req->cmd = c->name;
+	if (args != NULL && !json_is_null(args) && !json_is_object(args)) {
+		admin_request_fail(req, "usage", "\"args\" must be an object");
+		return;
+	}
+	req->args = json_is_object(args) ? json_incref(args) : json_object();
+	c->handler(req);
+}

@@ -1,0 +1,183 @@
+#include "keeld/session.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/conn.h"
+#include "lib/log.h"
+#include "lib/loop.h"
+#include "lib/xalloc.h"
+
+struct session {
+	struct session *prev, *next;
+	struct session_env *env;
+	struct loop *loop;
+	enum service service;
+	struct conn *conn;
+	unsigned long id;
+	char peer[INET6_ADDRSTRLEN + 8];
+};
+
+void session_env_init(struct session_env *env, const char *hostname,
+		      SSL_CTX *(*tls_get)(void *), void *tls_arg, struct store *store)
+{
+	memset(env, 0, sizeof(*env));
+	snprintf(env->hostname, sizeof(env->hostname), "%s", hostname);
+	env->tls_get = tls_get;
+	env->tls_arg = tls_arg;
+	env->store = store;
+	pthread_mutex_init(&env->lock, NULL);
+}
+
+void session_env_deinit(struct session_env *env)
+{
+	pthread_mutex_destroy(&env->lock);
+}
+
+static void session_peer_string(const struct sockaddr *sa, char *buf, size_t size)
+{
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, size);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, size);
+	else
+		snprintf(buf, size, "unknown");
+}
+
+static void session_unlink(struct session *s)
+{
+	struct session_env *env = s->env;
+
+	pthread_mutex_lock(&env->lock);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		env->sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	pthread_mutex_unlock(&env->lock);
+}
+
+static void session_on_close(struct conn *conn, enum conn_close_reason reason, void *arg)
+{
+	struct session *s = arg;
+
+	log_debug("session", "s=%lx event=closed peer=%s reason=%d", s->id, s->peer,
+		  (int)reason);
+	session_unlink(s);
+	free(s);
+}
+
+/* The reply of a service whose protocol sessions are not in this build. */
+static void session_unavailable(struct session *s)
+{
+	const char *host = s->env->hostname;
+
+	switch (s->service) {
+	case SERVICE_SMTP:
+	case SERVICE_SUBMISSION:
+	case SERVICE_SUBMISSIONS:
+		conn_printf(s->conn, "421 4.3.2 %s Service not available, closing transmission "
+				     "channel\r\n",
+			    host);
+		break;
+	case SERVICE_IMAP:
+	case SERVICE_IMAPS:
+		conn_printf(s->conn, "* BYE [UNAVAILABLE] %s IMAP service not available\r\n",
+			    host);
+		break;
+	default:
+		conn_printf(s->conn, "-ERR [SYS/TEMP] %s POP3 service not available\r\n", host);
+		break;
+	}
+	conn_close(s->conn);
+}
+
+void session_accept(struct session_env *env, enum service service, int fd,
+		    const struct sockaddr *sa, socklen_t sa_len, struct loop *loop)
+{
+	static const struct conn_callbacks cb = { .on_close = session_on_close };
+	struct session *s = xcalloc(1, sizeof(*s));
+	SSL_CTX *tls = NULL;
+
+	s->env = env;
+	s->loop = loop;
+	s->service = service;
+	session_peer_string(sa, s->peer, sizeof(s->peer));
+	if (service_implicit_tls(service) && (tls = env->tls_get(env->tls_arg)) == NULL) {
+		log_error("session", "event=tls_unavailable service=%s peer=%s",
+			  service_name(service), s->peer);
+		close(fd);
+		free(s);
+		return;
+	}
+	pthread_mutex_lock(&env->lock);
+	s->id = ++env->next_id;
+	s->next = env->sessions;
+	if (s->next != NULL)
+		s->next->prev = s;
+	env->sessions = s;
+	pthread_mutex_unlock(&env->lock);
+	s->conn = conn_new(loop_base(loop), fd, tls, &cb, s);
+	SSL_CTX_free(tls);
+	conn_set_timeout(s->conn, 30);
+	log_info("session", "s=%lx event=connect service=%s peer=%s", s->id,
+		 service_name(service), s->peer);
+	session_unavailable(s);
+}
+
+struct session_close_task {
+	struct session_env *env;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned pending;
+};
+
+static void session_close_on_loop(void *arg)
+{
+	struct session_close_task *t = arg;
+	struct loop *self = loop_current();
+	struct session **mine = NULL;
+	size_t n = 0;
+
+	/* Only this loop frees its own sessions, so collecting them under the
+	 * lock and freeing them after is safe against the other loops. */
+	pthread_mutex_lock(&t->env->lock);
+	for (struct session *s = t->env->sessions; s != NULL; s = s->next) {
+		if (s->loop != self)
+			continue;
+		mine = xrealloc(mine, (n + 1) * sizeof(*mine));
+		mine[n++] = s;
+	}
+	pthread_mutex_unlock(&t->env->lock);
+	for (size_t i = 0; i < n; i++) {
+		conn_free(&mine[i]->conn);
+		session_unlink(mine[i]);
+		free(mine[i]);
+	}
+	free(mine);
+	pthread_mutex_lock(&t->lock);
+	t->pending--;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void session_close_all(struct session_env *env, struct loop_pool *loops)
+{
+	struct session_close_task t = { .env = env, .pending = loop_pool_count(loops) };
+
+	pthread_mutex_init(&t.lock, NULL);
+	pthread_cond_init(&t.cond, NULL);
+	for (unsigned i = 0; i < loop_pool_count(loops); i++)
+		loop_post(loop_pool_get(loops, i), session_close_on_loop, &t);
+	pthread_mutex_lock(&t.lock);
+	while (t.pending > 0)
+		pthread_cond_wait(&t.cond, &t.lock);
+	pthread_mutex_unlock(&t.lock);
+	pthread_mutex_destroy(&t.lock);
+	pthread_cond_destroy(&t.cond);
+}

@@ -1,0 +1,78 @@
+/* A client connection on a loop: TCP, implicit TLS or STARTTLS, a line
+ * reader with a length limit, buffered output, timeouts.
+ *
+ * Every function must be called on the connection's loop thread.  The owner
+ * gets two callbacks: on_read when new input is buffered, and on_close once,
+ * when the peer closed, an error or the idle timeout happened, or after
+ * conn_close() once the output is flushed.  After on_close returns the
+ * connection is freed: the owner must drop its pointer there. */
+#ifndef KEEL_LIB_CONN_H
+#define KEEL_LIB_CONN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <openssl/ssl.h>
+
+struct event_base;
+struct evbuffer;
+struct conn;
+
+enum conn_close_reason {
+	CONN_CLOSED_BY_PEER,
+	CONN_CLOSED_ERROR,
+	CONN_CLOSED_TIMEOUT,
+	CONN_CLOSED_BY_US,
+};
+
+struct conn_callbacks {
+	void (*on_read)(struct conn *conn, void *ctx);
+	void (*on_close)(struct conn *conn, enum conn_close_reason reason, void *ctx);
+	/* Optional: the TLS handshake finished (implicit TLS or STARTTLS). */
+	void (*on_tls)(struct conn *conn, void *ctx);
+};
+
+/* Takes ownership of fd.  tls not NULL: the connection starts with a TLS
+ * handshake (implicit TLS); the context is referenced, not taken. */
+struct conn *conn_new(struct event_base *base, int fd, SSL_CTX *tls,
+		      const struct conn_callbacks *cb, void *ctx);
+
+/* Sets the idle timeout (no input for that long closes the connection). */
+void conn_set_timeout(struct conn *conn, unsigned seconds);
+
+/* Reads one line ending in LF from the input, without the line end (a CR
+ * before the LF is removed too, and *crlf_r says whether it was there).
+ * Returns 1 with the line in a buffer owned by conn (valid until the next
+ * call), 0 when no complete line is buffered yet, -1 when the line is longer
+ * than max octets (the rest of that line is discarded as it arrives and the
+ * next call returns the following line). */
+int conn_read_line(struct conn *conn, size_t max, const char **line_r, size_t *len_r,
+		   bool *crlf_r);
+struct evbuffer *conn_input(struct conn *conn);
+
+void conn_write(struct conn *conn, const void *data, size_t len);
+void conn_printf(struct conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void conn_vprintf(struct conn *conn, const char *fmt, va_list ap);
+size_t conn_output_pending(struct conn *conn);
+
+/* Stops / resumes delivering on_read (e.g. while waiting for a commit). */
+void conn_pause(struct conn *conn);
+void conn_resume(struct conn *conn);
+
+/* Starts TLS on a plain connection.  Anything the client sent before (in
+ * plaintext, after the STARTTLS command) is discarded, as RFC 3207 section
+ * 4.2 requires: pipelined plaintext must never be taken as coming through
+ * TLS.  Returns -1 if there is no context or the connection is already TLS. */
+int conn_starttls(struct conn *conn, SSL_CTX *tls);
+bool conn_is_tls(const struct conn *conn);
+/* "TLSv1.3" and the cipher name, or NULL without TLS. */
+const char *conn_tls_version(struct conn *conn);
+const char *conn_tls_cipher(struct conn *conn);
+
+/* Closes once the pending output is written; on_close follows with
+ * CONN_CLOSED_BY_US.  Further input is ignored. */
+void conn_close(struct conn *conn);
+/* Frees at once, without on_close (shutdown). */
+void conn_free(struct conn **conn);
+
+#endif

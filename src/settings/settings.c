@@ -1,0 +1,407 @@
+#include "settings/settings.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/log.h"
+#include "store/store.h"
+
+/* The registry.  Add a setting here and read it where it applies; the key
+ * names the module it configures.  def is what a user would write. */
+static const struct setting_def settings_registry[] = {
+    {
+        .key = "auth.password_min_length",
+        .type = SETTING_INT,
+        .def = "10",
+        .min = 1,
+        .max = 1024,
+        .doc = "minimum length of a password set by user add or user passwd",
+    },
+    {
+        .key = "user.default_quota",
+        .type = SETTING_SIZE,
+        .def = "0",
+        .min = 0,
+        .max = INT64_MAX,
+        .doc = "quota given by user add when --quota is absent (0 = no quota)",
+    },
+};
+
+#define SETTINGS_N (sizeof(settings_registry) / sizeof(settings_registry[0]))
+
+/* Current values, indexed like the registry.  A reader copies out under the
+ * read lock, so a concurrent update never shows a half-written value. */
+struct setting_value {
+	char text[STORE_VALUE_MAX + 1];
+	int64_t num;
+	bool set;
+};
+
+static pthread_rwlock_t settings_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct setting_value settings_values[SETTINGS_N];
+static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+
+/* Error texts that name a range are built per thread. */
+static __thread char settings_errbuf[256];
+
+const struct setting_def *settings_all(size_t *n_r)
+{
+	*n_r = SETTINGS_N;
+	return settings_registry;
+}
+
+static int settings_index(const char *key)
+{
+	for (size_t i = 0; i < SETTINGS_N; i++)
+		if (strcmp(settings_registry[i].key, key) == 0)
+			return (int)i;
+	return -1;
+}
+
+const struct setting_def *settings_find(const char *key)
+{
+	int i = settings_index(key);
+
+	return i < 0 ? NULL : &settings_registry[i];
+}
+
+/* Parses an unsigned decimal number followed by an optional unit; units maps
+ * each accepted suffix letter (lower case) to its multiplier. */
+static int settings_parse_scaled(const char *value, const char *letters, const int64_t *multipliers,
+                                 int64_t *num_r)
+{
+	const char *p = value;
+	uint64_t n = 0;
+	int64_t mult = 1;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p != '\0') {
+		const char *u = strchr(letters, tolower((unsigned char)*p));
+		if (u == NULL)
+			return -1;
+		mult = multipliers[u - letters];
+		p++;
+	}
+	if (*p != '\0' || n > (uint64_t)(INT64_MAX / mult))
+		return -1;
+	*num_r = (int64_t)n * mult;
+	return 0;
+}
+
+int settings_parse_size(const char *value, int64_t *bytes_r)
+{
+	static const int64_t mult[] = {1, 1LL << 10, 1LL << 20, 1LL << 30, 1LL << 40};
+
+	return settings_parse_scaled(value, "bkmgt", mult, bytes_r);
+}
+
+int settings_parse_duration(const char *value, int64_t *seconds_r)
+{
+	static const int64_t mult[] = {1, 60, 3600, 86400, 7 * 86400};
+
+	return settings_parse_scaled(value, "smhdw", mult, seconds_r);
+}
+
+static int settings_parse_int(const char *value, int64_t *num_r)
+{
+	char *end;
+	long long n;
+
+	if (*value == '\0' || isspace((unsigned char)*value))
+		return -1;
+	errno = 0;
+	n = strtoll(value, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*num_r = n;
+	return 0;
+}
+
+static int settings_parse_bool(const char *value, bool *b_r)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(value, yes[i]) == 0) {
+			*b_r = true;
+			return 0;
+		}
+		if (strcasecmp(value, no[i]) == 0) {
+			*b_r = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int settings_validate_number(const struct setting_def *def, const char *value,
+                                    int64_t *num_r, const char **error_r)
+{
+	int ret;
+
+	switch (def->type) {
+	case SETTING_INT:
+		ret = settings_parse_int(value, num_r);
+		*error_r = "expected an integer like 10";
+		break;
+	case SETTING_SIZE:
+		ret = settings_parse_size(value, num_r);
+		*error_r = "expected a size like 123, 10K, 50M or 2G";
+		break;
+	default:
+		ret = settings_parse_duration(value, num_r);
+		*error_r = "expected a duration like 30s, 5m, 4h, 5d or a number of seconds";
+		break;
+	}
+	if (ret < 0)
+		return -1;
+	if (*num_r < def->min || *num_r > def->max) {
+		if (def->max == INT64_MAX)
+			snprintf(settings_errbuf, sizeof(settings_errbuf),
+			         "must be at least %" PRId64, def->min);
+		else
+			snprintf(settings_errbuf, sizeof(settings_errbuf),
+			         "must be between %" PRId64 " and %" PRId64, def->min, def->max);
+		*error_r = settings_errbuf;
+		return -1;
+	}
+	return 0;
+}
+
+static int settings_validate_enum(const struct setting_def *def, const char *value,
+                                  const char **canon_r, const char **error_r)
+{
+	size_t len = 0;
+
+	for (const char *const *c = def->choices; *c != NULL; c++) {
+		if (strcasecmp(*c, value) == 0) {
+			*canon_r = *c;
+			return 0;
+		}
+	}
+	len = (size_t)snprintf(settings_errbuf, sizeof(settings_errbuf), "expected one of:");
+	for (const char *const *c = def->choices; *c != NULL && len < sizeof(settings_errbuf); c++)
+		len += (size_t)snprintf(settings_errbuf + len, sizeof(settings_errbuf) - len,
+		                        "%s %s", c == def->choices ? "" : ",", *c);
+	*error_r = settings_errbuf;
+	return -1;
+}
+
+static int settings_validate_string(const char *value, const char **error_r)
+{
+	if (strlen(value) > STORE_VALUE_MAX) {
+		*error_r = "too long";
+		return -1;
+	}
+	for (const char *p = value; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			*error_r = "control characters are not allowed";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int settings_validate(const struct setting_def *def, const char *value, char *canon,
+                      size_t canon_size, const char **error_r)
+{
+	const char *text = value;
+	int64_t num;
+	bool b;
+	int len;
+
+	switch (def->type) {
+	case SETTING_BOOL:
+		if (settings_parse_bool(value, &b) < 0) {
+			*error_r = "expected yes or no";
+			return -1;
+		}
+		text = b ? "yes" : "no";
+		break;
+	case SETTING_INT:
+	case SETTING_SIZE:
+	case SETTING_DURATION:
+		if (settings_validate_number(def, value, &num, error_r) < 0)
+			return -1;
+		len = snprintf(canon, canon_size, "%" PRId64, num);
+		if (len < 0 || (size_t)len >= canon_size) {
+			*error_r = "value too long";
+			return -1;
+		}
+		return 0;
+	case SETTING_ENUM:
+		if (settings_validate_enum(def, value, &text, error_r) < 0)
+			return -1;
+		break;
+	case SETTING_STRING:
+		if (settings_validate_string(value, error_r) < 0)
+			return -1;
+		break;
+	}
+	if (strlen(text) >= canon_size) {
+		*error_r = "value too long";
+		return -1;
+	}
+	strcpy(canon, text);
+	return 0;
+}
+
+/* Stores a canonical value into slot i; the caller holds the write lock. */
+static void settings_store_value(size_t i, const char *canon, bool set)
+{
+	struct setting_value *v = &settings_values[i];
+	const struct setting_def *def = &settings_registry[i];
+
+	snprintf(v->text, sizeof(v->text), "%s", canon);
+	v->set = set;
+	v->num = 0;
+	if (def->type == SETTING_BOOL)
+		v->num = strcmp(canon, "yes") == 0;
+	else if (def->type == SETTING_INT || def->type == SETTING_SIZE ||
+	         def->type == SETTING_DURATION)
+		v->num = strtoll(canon, NULL, 10);
+}
+
+static void settings_default(size_t i)
+{
+	char canon[STORE_VALUE_MAX + 1];
+	const char *error;
+
+	/* A default that fails its own validation is a broken registry. */
+	if (settings_validate(&settings_registry[i], settings_registry[i].def, canon, sizeof(canon),
+	                      &error) < 0)
+		fatal("settings: default of %s is invalid: %s", settings_registry[i].key, error);
+	settings_store_value(i, canon, false);
+}
+
+static void settings_init_defaults(void)
+{
+	pthread_rwlock_wrlock(&settings_lock);
+	for (size_t i = 0; i < SETTINGS_N; i++)
+		settings_default(i);
+	pthread_rwlock_unlock(&settings_lock);
+}
+
+static void settings_init(void)
+{
+	pthread_once(&settings_once, settings_init_defaults);
+}
+
+static void settings_load_one(const struct store_setting *s)
+{
+	int i = settings_index(s->key);
+	char canon[STORE_VALUE_MAX + 1];
+	const char *error;
+
+	if (i < 0) {
+		log_warn("settings", "key=%s event=ignored reason=\"unknown setting\"", s->key);
+		return;
+	}
+	if (settings_validate(&settings_registry[i], s->value, canon, sizeof(canon), &error) < 0) {
+		log_warn("settings", "key=%s event=ignored reason=\"%s\"", s->key, error);
+		return;
+	}
+	pthread_rwlock_wrlock(&settings_lock);
+	settings_store_value((size_t)i, canon, true);
+	pthread_rwlock_unlock(&settings_lock);
+}
+
+int settings_load(struct store_reader *r)
+{
+	struct store_setting *list;
+	size_t n;
+
+	settings_init();
+	if (store_setting_list(r, &list, &n) < 0)
+		return -1;
+	pthread_rwlock_wrlock(&settings_lock);
+	for (size_t i = 0; i < SETTINGS_N; i++)
+		settings_default(i);
+	pthread_rwlock_unlock(&settings_lock);
+	for (size_t i = 0; i < n; i++)
+		settings_load_one(&list[i]);
+	free(list);
+	return 0;
+}
+
+static size_t settings_index_or_die(const char *key)
+{
+	int i = settings_index(key);
+
+	/* Code asking for a setting that is not registered is a programming
+	 * error, never a user's. */
+	if (i < 0)
+		fatal("settings: unknown key %s", key);
+	settings_init();
+	return (size_t)i;
+}
+
+void settings_update(const char *key, const char *value)
+{
+	size_t i = settings_index_or_die(key);
+
+	pthread_rwlock_wrlock(&settings_lock);
+	if (value == NULL)
+		settings_default(i);
+	else
+		settings_store_value(i, value, true);
+	pthread_rwlock_unlock(&settings_lock);
+}
+
+void settings_get(const char *key, char *buf, size_t size)
+{
+	size_t i = settings_index_or_die(key);
+
+	pthread_rwlock_rdlock(&settings_lock);
+	snprintf(buf, size, "%s", settings_values[i].text);
+	pthread_rwlock_unlock(&settings_lock);
+}
+
+int64_t settings_get_int(const char *key)
+{
+	size_t i = settings_index_or_die(key);
+	enum setting_type type = settings_registry[i].type;
+	int64_t n;
+
+	if (type != SETTING_INT && type != SETTING_SIZE && type != SETTING_DURATION &&
+	    type != SETTING_BOOL)
+		fatal("settings: %s is not a number", key);
+
+	pthread_rwlock_rdlock(&settings_lock);
+	n = settings_values[i].num;
+	pthread_rwlock_unlock(&settings_lock);
+	return n;
+}
+
+bool settings_get_bool(const char *key)
+{
+	const struct setting_def *def = settings_find(key);
+
+	if (def != NULL && def->type != SETTING_BOOL)
+		fatal("settings: %s is not a bool", key);
+	return settings_get_int(key) != 0;
+}
+
+bool settings_is_set(const char *key)
+{
+	size_t i = settings_index_or_die(key);
+	bool set;
+
+	pthread_rwlock_rdlock(&settings_lock);
+	set = settings_values[i].set;
+	pthread_rwlock_unlock(&settings_lock);
+	return set;
+}

@@ -1,0 +1,213 @@
+/* Mail reads on a store_reader: mailboxes, messages, blob bytes, trace. */
+#include "store/sqlite/sqlite_private.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/log.h"
+
+/* ---- mailboxes and messages --------------------------------------------- */
+
+#define MR_MAILBOX_SELECT                                                                  \
+	"SELECT id, user_id, name, special_use, subscribed, uidvalidity, uidnext,"         \
+	" highestmodseq, messages, size FROM mailboxes"
+
+static void mr_mailbox_fill(sqlite3_stmt *st, void *item)
+{
+	struct store_mailbox *m = item;
+
+	m->id = sqlite3_column_int64(st, 0);
+	m->user_id = sqlite3_column_int64(st, 1);
+	sq_text(st, 2, m->name, sizeof(m->name));
+	m->special_use = (enum store_special_use)sqlite3_column_int(st, 3);
+	m->subscribed = sqlite3_column_int(st, 4) != 0;
+	m->uidvalidity = (uint32_t)sqlite3_column_int64(st, 5);
+	m->uidnext = (uint32_t)sqlite3_column_int64(st, 6);
+	m->highestmodseq = (uint64_t)sqlite3_column_int64(st, 7);
+	m->messages = (uint32_t)sqlite3_column_int64(st, 8);
+	m->size = (uint64_t)sqlite3_column_int64(st, 9);
+}
+
+int store_mailbox_list(struct store_reader *r, int64_t user_id,
+		       struct store_mailbox **list_r, size_t *n_r)
+{
+	static const char sql[] = MR_MAILBOX_SELECT " WHERE user_id = ? ORDER BY id";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+
+	if (st != NULL)
+		sqlite3_bind_int64(st, 1, user_id);
+	return sq_read_list(r, st, sizeof(**list_r), mr_mailbox_fill, list_r, n_r,
+			    "mailbox_list");
+}
+
+int store_mailbox_get(struct store_reader *r, int64_t user_id, const char *name,
+		      struct store_mailbox *m_r)
+{
+	static const char sql[] = MR_MAILBOX_SELECT " WHERE user_id = ? AND name = ?";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 1, user_id);
+		/* INBOX in any case is INBOX (RFC 3501); other names are exact. */
+		sqlite3_bind_text(st, 2, strcasecmp(name, "INBOX") == 0 ? "INBOX" : name, -1,
+				  SQLITE_STATIC);
+	}
+	return sq_read_one(r, st, mr_mailbox_fill, m_r, "mailbox_get");
+}
+
+static void mr_message_fill(sqlite3_stmt *st, void *item)
+{
+	struct store_message *m = item;
+
+	m->id = sqlite3_column_int64(st, 0);
+	m->mailbox_id = sqlite3_column_int64(st, 1);
+	m->uid = (uint32_t)sqlite3_column_int64(st, 2);
+	m->modseq = (uint64_t)sqlite3_column_int64(st, 3);
+	m->flags = (uint32_t)sqlite3_column_int64(st, 4);
+	sq_text(st, 5, m->keywords, sizeof(m->keywords));
+	m->internaldate = (time_t)sqlite3_column_int64(st, 6);
+	m->size = (uint64_t)sqlite3_column_int64(st, 7);
+	m->blob_id = sqlite3_column_int64(st, 8);
+}
+
+int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t first_uid,
+		       size_t limit, struct store_message **list_r, size_t *n_r)
+{
+	static const char sql[] = "SELECT id, mailbox_id, uid, modseq, flags, keywords,"
+				  " internaldate, size, blob_id FROM messages"
+				  " WHERE mailbox_id = ? AND uid >= ? ORDER BY uid LIMIT ?";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, first_uid);
+		sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (int64_t)limit);
+	}
+	return sq_read_list(r, st, sizeof(**list_r), mr_message_fill, list_r, n_r,
+			    "message_list");
+}
+
+/* ---- blobs -------------------------------------------------------------- */
+
+int store_blob_read(struct store_reader *r, int64_t blob_id, void **data_r, size_t *size_r,
+		    const char **error_r)
+{
+	static const char sql[] = "SELECT sha256, size, segment, offset FROM blobs WHERE id = ?";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+	uint8_t sha[BLOB_SHA256_LEN];
+	uint64_t size = 0, offset = 0;
+	uint32_t segment = 0;
+	const char *error;
+	int ret;
+
+	if (error_r == NULL)
+		error_r = &error;
+	*error_r = NULL;
+	if (st == NULL) {
+		*error_r = sqlite3_errmsg(r->c.db);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, blob_id);
+	if ((ret = sq_row(st)) == 1 && sqlite3_column_bytes(st, 0) == BLOB_SHA256_LEN) {
+		memcpy(sha, sqlite3_column_blob(st, 0), BLOB_SHA256_LEN);
+		size = (uint64_t)sqlite3_column_int64(st, 1);
+		segment = (uint32_t)sqlite3_column_int64(st, 2);
+		offset = (uint64_t)sqlite3_column_int64(st, 3);
+	} else if (ret == 1) {
+		ret = -1;
+	}
+	sqlite3_reset(st);
+	if (ret != 1) {
+		if (ret < 0)
+			*error_r = "reading the blob index failed";
+		return -1;
+	}
+	if (blob_read(r->blobs, segment, offset, size, sha, data_r, error_r) < 0) {
+		log_error("store", "event=blob_read_failed blob=%lld error=\"%s\"",
+			  (long long)blob_id, *error_r);
+		return -1;
+	}
+	*size_r = (size_t)size;
+	return 0;
+}
+
+/* ---- trace -------------------------------------------------------------- */
+
+/* One statement per combination of filter fields, so that each can use the
+ * (field, time) index; built once, cached per reader by address. */
+#define MR_TRACE_FIELDS 6
+static const char *const mr_trace_fields[MR_TRACE_FIELDS] = {
+	"queue_id", "message_id", "account", "client_ip", "sender", "rcpt",
+};
+static char mr_trace_sql[1 << MR_TRACE_FIELDS][512];
+static pthread_once_t mr_trace_once = PTHREAD_ONCE_INIT;
+
+static void mr_trace_build(void)
+{
+	for (unsigned mask = 0; mask < (1u << MR_TRACE_FIELDS); mask++) {
+		char *p = mr_trace_sql[mask];
+		size_t left = sizeof(mr_trace_sql[mask]);
+		int n = snprintf(p, left, "SELECT time, queue_id, message_id, event, account,"
+					  " protocol, client_ip, session, sender, rcpt, detail"
+					  " FROM trace WHERE time >= ?1 AND time <= ?2");
+		for (unsigned i = 0; i < MR_TRACE_FIELDS; i++) {
+			if (mask & (1u << i))
+				n += snprintf(p + n, left - (size_t)n, " AND %s = ?%u",
+					      mr_trace_fields[i], i + 3);
+		}
+		snprintf(p + n, left - (size_t)n, " ORDER BY time, id");
+	}
+}
+
+static void mr_trace_fill(sqlite3_stmt *st, void *item)
+{
+	struct store_trace_event *e = item;
+
+	e->time = (time_t)sqlite3_column_int64(st, 0);
+	sq_text(st, 1, e->queue_id, sizeof(e->queue_id));
+	sq_text(st, 2, e->message_id, sizeof(e->message_id));
+	sq_text(st, 3, e->event, sizeof(e->event));
+	sq_text(st, 4, e->account, sizeof(e->account));
+	sq_text(st, 5, e->protocol, sizeof(e->protocol));
+	sq_text(st, 6, e->client_ip, sizeof(e->client_ip));
+	sq_text(st, 7, e->session, sizeof(e->session));
+	sq_text(st, 8, e->sender, sizeof(e->sender));
+	sq_text(st, 9, e->rcpt, sizeof(e->rcpt));
+	sq_text(st, 10, e->detail, sizeof(e->detail));
+}
+
+int store_trace_query(struct store_reader *r, const struct store_trace_event *filter,
+		      time_t since, time_t until, struct store_trace_event **list_r,
+		      size_t *n_r)
+{
+	const char *const values[MR_TRACE_FIELDS] = {
+		filter->queue_id,  filter->message_id, filter->account,
+		filter->client_ip, filter->sender,     filter->rcpt,
+	};
+	/* The caller's fields need not be terminated at their very end. */
+	const size_t sizes[MR_TRACE_FIELDS] = {
+		sizeof(filter->queue_id),  sizeof(filter->message_id), sizeof(filter->account),
+		sizeof(filter->client_ip), sizeof(filter->sender),     sizeof(filter->rcpt),
+	};
+	unsigned mask = 0;
+	sqlite3_stmt *st;
+
+	pthread_once(&mr_trace_once, mr_trace_build);
+	for (unsigned i = 0; i < MR_TRACE_FIELDS; i++)
+		if (values[i][0] != '\0')
+			mask |= 1u << i;
+	if ((st = sq_get(&r->c, mr_trace_sql[mask])) != NULL) {
+		sqlite3_bind_int64(st, 1, (int64_t)since);
+		sqlite3_bind_int64(st, 2, until != 0 ? (int64_t)until : INT64_MAX);
+		for (unsigned i = 0; i < MR_TRACE_FIELDS; i++)
+			if (mask & (1u << i))
+				sqlite3_bind_text(st, (int)i + 3, values[i],
+						  (int)strnlen(values[i], sizes[i]),
+						  SQLITE_STATIC);
+	}
+	return sq_read_list(r, st, sizeof(**list_r), mr_trace_fill, list_r, n_r,
+			    "trace_query");
+}

@@ -1,0 +1,365 @@
+/* Opening and closing the SQLite store: schema migrations, blob segments,
+ * the committer; readers; counters. */
+#include "store/sqlite/sqlite_private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lib/log.h"
+#include "lib/xalloc.h"
+
+static __thread char store_open_error[768];
+
+/* Migration N takes the schema from version N-1 to N.  Never edit one that
+ * has shipped: add the next. */
+static const char *const store_migrations[] = {
+	NULL,
+	/* 1: everything. */
+	"CREATE TABLE domains ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	" alias_of INTEGER REFERENCES domains(id),"
+	" created INTEGER NOT NULL);"
+	"CREATE INDEX domains_alias_of ON domains(alias_of) WHERE alias_of IS NOT NULL;"
+	/* One namespace per domain: what an address is, in one lookup. */
+	"CREATE TABLE addresses ("
+	" domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	" localpart TEXT NOT NULL COLLATE NOCASE,"
+	" kind INTEGER NOT NULL," /* 1 user, 2 alias, 3 group */
+	" target_id INTEGER NOT NULL,"
+	" PRIMARY KEY (domain_id, localpart)) WITHOUT ROWID;"
+	"CREATE UNIQUE INDEX addresses_target ON addresses(kind, target_id);"
+	"CREATE TABLE users ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT," /* never reused */
+	" domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	" localpart TEXT NOT NULL,"
+	" name TEXT NOT NULL DEFAULT '',"
+	" password_hash TEXT NOT NULL DEFAULT '',"
+	" quota INTEGER NOT NULL DEFAULT 0,"
+	" used INTEGER NOT NULL DEFAULT 0,"
+	" enabled INTEGER NOT NULL DEFAULT 1,"
+	" created INTEGER NOT NULL);"
+	"CREATE INDEX users_domain ON users(domain_id);"
+	"CREATE TABLE aliases ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	" localpart TEXT NOT NULL,"
+	" created INTEGER NOT NULL);"
+	"CREATE INDEX aliases_domain ON aliases(domain_id);"
+	"CREATE TABLE alias_targets ("
+	" alias_id INTEGER NOT NULL REFERENCES aliases(id) ON DELETE CASCADE,"
+	" position INTEGER NOT NULL,"
+	" user_id INTEGER REFERENCES users(id),"
+	" address TEXT,"
+	" CHECK ((user_id IS NULL) <> (address IS NULL)),"
+	" PRIMARY KEY (alias_id, position)) WITHOUT ROWID;"
+	"CREATE INDEX alias_targets_user ON alias_targets(user_id) WHERE user_id IS NOT NULL;"
+	"CREATE TABLE groups ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" domain_id INTEGER NOT NULL REFERENCES domains(id),"
+	" localpart TEXT NOT NULL,"
+	" created INTEGER NOT NULL);"
+	"CREATE INDEX groups_domain ON groups(domain_id);"
+	"CREATE TABLE group_members ("
+	" group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,"
+	" user_id INTEGER NOT NULL REFERENCES users(id),"
+	" PRIMARY KEY (group_id, user_id)) WITHOUT ROWID;"
+	"CREATE INDEX group_members_user ON group_members(user_id);"
+	"CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE mailboxes ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" user_id INTEGER NOT NULL REFERENCES users(id),"
+	" name TEXT NOT NULL,"
+	" special_use INTEGER NOT NULL DEFAULT 0,"
+	" subscribed INTEGER NOT NULL DEFAULT 1,"
+	" uidvalidity INTEGER NOT NULL,"
+	" uidnext INTEGER NOT NULL DEFAULT 1,"
+	" highestmodseq INTEGER NOT NULL DEFAULT 0,"
+	" messages INTEGER NOT NULL DEFAULT 0,"
+	" size INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE (user_id, name));"
+	"CREATE TABLE blobs ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" sha256 BLOB NOT NULL UNIQUE,"
+	" size INTEGER NOT NULL,"
+	" segment INTEGER NOT NULL,"
+	" offset INTEGER NOT NULL,"
+	" refcount INTEGER NOT NULL,"
+	" created INTEGER NOT NULL);"
+	"CREATE INDEX blobs_location ON blobs(segment, offset);"
+	"CREATE INDEX blobs_dead ON blobs(id) WHERE refcount = 0;"
+	"CREATE TABLE messages ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),"
+	" uid INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
+	" flags INTEGER NOT NULL DEFAULT 0,"
+	" keywords TEXT NOT NULL DEFAULT '',"
+	" internaldate INTEGER NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" blob_id INTEGER NOT NULL REFERENCES blobs(id),"
+	" envelope TEXT,"
+	" bodystructure TEXT,"
+	" UNIQUE (mailbox_id, uid));"
+	"CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);"
+	"CREATE INDEX messages_blob ON messages(blob_id);"
+	"CREATE TABLE trace ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" time INTEGER NOT NULL,"
+	" queue_id TEXT,"
+	" message_id TEXT,"
+	" event TEXT,"
+	" account TEXT COLLATE NOCASE,"
+	" protocol TEXT,"
+	" client_ip TEXT,"
+	" session TEXT,"
+	" sender TEXT COLLATE NOCASE,"
+	" rcpt TEXT COLLATE NOCASE,"
+	" detail TEXT);"
+	"CREATE INDEX trace_time ON trace(time);"
+	"CREATE INDEX trace_queue_id ON trace(queue_id, time) WHERE queue_id IS NOT NULL;"
+	"CREATE INDEX trace_message_id ON trace(message_id, time) WHERE message_id IS NOT NULL;"
+	"CREATE INDEX trace_account ON trace(account, time) WHERE account IS NOT NULL;"
+	"CREATE INDEX trace_client_ip ON trace(client_ip, time) WHERE client_ip IS NOT NULL;"
+	"CREATE INDEX trace_sender ON trace(sender, time) WHERE sender IS NOT NULL;"
+	"CREATE INDEX trace_rcpt ON trace(rcpt, time) WHERE rcpt IS NOT NULL;",
+};
+
+static int store_schema_version(struct store *s, int64_t *version_r)
+{
+	static const char sql[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+	sqlite3_stmt *st = sq_get(&s->w, sql);
+
+	if (st == NULL || sq_row(st) <= 0) {
+		sqlite3_reset(st);
+		return -1;
+	}
+	*version_r = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int store_migrate_to(struct store *s, int version)
+{
+	static const char sql[] = "INSERT INTO schema_migrations(version, applied) VALUES(?, ?)";
+	sqlite3_stmt *st;
+
+	if (sqlite3_exec(s->w.db, store_migrations[version], NULL, NULL, NULL) != SQLITE_OK ||
+	    (st = sq_get(&s->w, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, version);
+	sqlite3_bind_int64(st, 2, (int64_t)time(NULL));
+	if (sq_run(st) < 0)
+		return -1;
+	log_info("store", "event=schema_migrated version=%d", version);
+	return 0;
+}
+
+/* Brings the schema up to STORE_SCHEMA_VERSION in one transaction, so that a
+ * crash half-way leaves the old schema, not a mix. */
+static int store_migrate(struct store *s)
+{
+	int64_t version;
+
+	if (sq_exec(&s->w, "BEGIN IMMEDIATE") < 0)
+		goto db_error;
+	if (sqlite3_exec(s->w.db,
+			 "CREATE TABLE IF NOT EXISTS schema_migrations ("
+			 " version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    store_schema_version(s, &version) < 0)
+		goto db_error;
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(store_open_error, sizeof(store_open_error),
+			 "data dir %s has schema version %lld; this keeld supports up to %d: use "
+			 "a newer keeld", s->data_dir, (long long)version, STORE_SCHEMA_VERSION);
+		sq_exec(&s->w, "ROLLBACK");
+		return -1;
+	}
+	for (int v = (int)version + 1; v <= STORE_SCHEMA_VERSION; v++)
+		if (store_migrate_to(s, v) < 0)
+			goto db_error;
+	if (sq_exec(&s->w, "COMMIT") < 0)
+		goto db_error;
+	return 0;
+db_error:
+	snprintf(store_open_error, sizeof(store_open_error), "migrating %s: %s", s->db_path,
+		 sqlite3_errmsg(s->w.db));
+	if (!sqlite3_get_autocommit(s->w.db))
+		sq_exec(&s->w, "ROLLBACK");
+	return -1;
+}
+
+/* The end of the last committed blob record: where the segment scan starts. */
+static int store_blobs_open(struct store *s)
+{
+	static const char sql[] =
+		"SELECT segment, offset, size FROM blobs ORDER BY segment DESC, offset DESC "
+		"LIMIT 1";
+	sqlite3_stmt *st = sq_get(&s->w, sql);
+	uint32_t segment = 0;
+	uint64_t end = 0;
+	const char *error;
+	int ret;
+
+	if (st == NULL || (ret = sq_row(st)) < 0) {
+		snprintf(store_open_error, sizeof(store_open_error), "reading %s: %s",
+			 s->db_path, sqlite3_errmsg(s->w.db));
+		sqlite3_reset(st);
+		return -1;
+	}
+	if (ret == 1) {
+		segment = (uint32_t)sqlite3_column_int64(st, 0);
+		end = (uint64_t)sqlite3_column_int64(st, 1) +
+		      blob_record_size((uint64_t)sqlite3_column_int64(st, 2));
+	}
+	sqlite3_reset(st);
+	if (blob_store_open(s->blob_dir, 0, segment, end, &s->blobs, &error) < 0) {
+		snprintf(store_open_error, sizeof(store_open_error), "%s", error);
+		return -1;
+	}
+	return 0;
+}
+
+static void store_free(struct store *s)
+{
+	blob_store_close(&s->blobs);
+	sq_conn_close(&s->w);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s->data_dir);
+	free(s->db_path);
+	free(s->blob_dir);
+	free(s);
+}
+
+int store_open(const char *data_dir, struct store **store_r, const char **error_r)
+{
+	struct store *s = xcalloc(1, sizeof(*s));
+	const char *error;
+
+	*error_r = store_open_error;
+	s->data_dir = xstrdup(data_dir);
+	s->db_path = xasprintf("%s/keel.db", data_dir);
+	s->blob_dir = xasprintf("%s/blobs", data_dir);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(store_open_error, sizeof(store_open_error), "creating data dir %s: %s",
+			 data_dir, strerror(errno));
+		store_free(s);
+		return -1;
+	}
+	if (sq_conn_open(&s->w, s->db_path, true, &error) < 0) {
+		snprintf(store_open_error, sizeof(store_open_error), "%s", error);
+		store_free(s);
+		return -1;
+	}
+	if (store_migrate(s) < 0 || store_blobs_open(s) < 0) {
+		store_free(s);
+		return -1;
+	}
+	if (store_committer_start(s, &error) < 0) {
+		snprintf(store_open_error, sizeof(store_open_error), "%s", error);
+		store_free(s);
+		return -1;
+	}
+	log_info("store", "event=opened data_dir=%s schema=%d", data_dir, STORE_SCHEMA_VERSION);
+	*store_r = s;
+	return 0;
+}
+
+void store_close(struct store **sp)
+{
+	struct store *s = *sp;
+
+	if (s == NULL)
+		return;
+	store_committer_stop(s);
+	store_free(s);
+	*sp = NULL;
+}
+
+int store_reader_open(struct store *store, struct store_reader **reader_r,
+		      const char **error_r)
+{
+	struct store_reader *r = xcalloc(1, sizeof(*r));
+
+	if (sq_conn_open(&r->c, store->db_path, false, error_r) < 0) {
+		free(r);
+		return -1;
+	}
+	r->store = store;
+	r->blobs = blob_reader_new(store->blob_dir);
+	*reader_r = r;
+	return 0;
+}
+
+void store_reader_close(struct store_reader **rp)
+{
+	struct store_reader *r = *rp;
+
+	if (r == NULL)
+		return;
+	sq_conn_close(&r->c);
+	blob_reader_free(&r->blobs);
+	free(r);
+	*rp = NULL;
+}
+
+void sqlite_read_failed(struct store_reader *r, const char *what)
+{
+	log_error("store", "event=read_failed what=%s error=\"%s\"", what,
+		  sqlite3_errmsg(r->c.db));
+}
+
+/* Counts rows: fine for `keelctl status` and tests, not for a hot path. */
+void store_stats(struct store_reader *r, struct store_stats *stats_r)
+{
+	static const char sql[] =
+		"SELECT (SELECT COUNT(*) FROM domains), (SELECT COUNT(*) FROM users),"
+		" (SELECT COUNT(*) FROM aliases), (SELECT COUNT(*) FROM groups),"
+		" (SELECT COUNT(*) FROM mailboxes), (SELECT COUNT(*) FROM messages),"
+		" (SELECT COUNT(*) FROM blobs WHERE refcount > 0),"
+		" (SELECT COALESCE(SUM(size), 0) FROM blobs WHERE refcount > 0)";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+	uint64_t *counts[] = { &stats_r->domains,   &stats_r->users,    &stats_r->aliases,
+			       &stats_r->groups,    &stats_r->mailboxes, &stats_r->messages,
+			       &stats_r->blobs,     &stats_r->blob_bytes };
+
+	memset(stats_r, 0, sizeof(*stats_r));
+	if (st != NULL && sq_row(st) == 1) {
+		for (int i = 0; i < 8; i++)
+			*counts[i] = (uint64_t)sqlite3_column_int64(st, i);
+	} else {
+		sqlite_read_failed(r, "stats");
+	}
+	if (st != NULL)
+		sqlite3_reset(st);
+	stats_r->flushes = atomic_load(&r->store->flushes);
+	stats_r->commits = atomic_load(&r->store->commits);
+	stats_r->requests = atomic_load(&r->store->requests);
+}
+
+uint64_t store_flush_count(struct store *store)
+{
+	return atomic_load(&store->flushes);
+}
+
+void store_inject_flush_failures(struct store *store, unsigned n)
+{
+	atomic_store(&store->inject_failures, n);
+}
+
+bool store_flush_injected(struct store *s)
+{
+	unsigned n = atomic_load(&s->inject_failures);
+
+	while (n > 0)
+		if (atomic_compare_exchange_weak(&s->inject_failures, &n, n - 1))
+			return true;
+	return false;
+}

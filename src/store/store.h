@@ -1,0 +1,394 @@
+/* The store: every piece of persistent state, in mail terms.
+ *
+ * One interface for every backend (SQLite now; PostgreSQL later).  No SQL
+ * leaves the backend, and nothing here assumes SQLite.
+ *
+ * Threads
+ * -------
+ * Writes go through the committer, one thread that owns the write
+ * connection.  A write function (store_deliver(), store_user_add(), ...)
+ * copies its arguments, queues a request and returns at once.  The committer
+ * takes every pending request, appends the blobs they carry to the segment
+ * files, flushes them once, applies all requests in one transaction (each in
+ * its own savepoint, so one failing request fails alone) and commits once:
+ * group commit.  Only then is each request's callback called, on the loop
+ * given with the request (loop_post), or on the committer thread when that
+ * loop is NULL (start-up code and unit tests use struct store_sync).
+ * If a flush or the commit fails, every request in that batch fails with
+ * STORE_ERR_IO and nothing of it is kept: a failure is never retried and
+ * trusted.
+ *
+ * Reads use a struct store_reader, one per thread (each loop thread opens its
+ * own).  A reader sees everything committed before the read began.
+ *
+ * Strings in the records below are fixed-size arrays so that records are
+ * plain values: lists are arrays freed with free().
+ *
+ * Addresses: a local address is localpart@domain.  Domains compare
+ * case-insensitively; local parts of users, aliases and groups compare
+ * case-insensitively (ASCII).  One domain's users, aliases and groups share
+ * one namespace: an address is at most one of them. */
+#ifndef KEEL_STORE_STORE_H
+#define KEEL_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct loop;
+struct store;
+struct store_reader;
+
+#define STORE_DOMAIN_MAX 255
+#define STORE_LOCAL_MAX 64
+#define STORE_ADDR_MAX 320 /* local@domain */
+#define STORE_NAME_MAX 255
+#define STORE_HASH_MAX 255
+#define STORE_MAILBOX_MAX 1023
+#define STORE_KEY_MAX 127
+#define STORE_VALUE_MAX 4095
+
+/* Schema version this binary writes; a data dir with a newer one is refused. */
+#define STORE_SCHEMA_VERSION 1
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_ERR_NOT_FOUND, /* the named domain, user, ... does not exist */
+	STORE_ERR_EXISTS,    /* the name is taken */
+	STORE_ERR_INVALID,   /* the request breaks a rule (text in error) */
+	STORE_ERR_QUOTA,     /* over the user's quota */
+	STORE_ERR_IO,        /* flush, commit or disk failure: nothing was kept */
+};
+
+/* ---- records ---------------------------------------------------------- */
+
+struct store_domain {
+	int64_t id;
+	char name[STORE_DOMAIN_MAX + 1];     /* lower case */
+	int64_t alias_of;                    /* 0, or the primary domain's id */
+	char alias_of_name[STORE_DOMAIN_MAX + 1]; /* "" unless an alias */
+	time_t created;
+};
+
+struct store_user {
+	int64_t id;      /* stable: a rename never changes it */
+	int64_t domain_id;
+	char localpart[STORE_LOCAL_MAX + 1]; /* as given at creation/rename */
+	char address[STORE_ADDR_MAX + 1];    /* localpart@domain */
+	char name[STORE_NAME_MAX + 1];       /* full name, may be "" */
+	char password_hash[STORE_HASH_MAX + 1]; /* PHC string ($argon2id$...) or "" */
+	uint64_t quota;  /* bytes, 0 = none */
+	uint64_t used;   /* bytes of messages in all its mailboxes */
+	bool enabled;
+	time_t created;
+};
+
+/* An alias target: a local user (by id, so renames follow) or an address
+ * string (remote, or another local alias/group). */
+struct store_alias_target {
+	int64_t user_id;                    /* 0 when address is used */
+	char address[STORE_ADDR_MAX + 1];   /* for user targets: the user's current address */
+};
+
+struct store_alias {
+	int64_t id;
+	char address[STORE_ADDR_MAX + 1];
+	size_t n_targets;
+	struct store_alias_target *targets; /* freed by store_alias_free() */
+};
+
+struct store_group {
+	int64_t id;
+	char address[STORE_ADDR_MAX + 1];
+	size_t n_members;
+	int64_t *member_ids;                       /* user ids */
+	char (*member_addresses)[STORE_ADDR_MAX + 1]; /* current addresses, same order */
+};
+
+/* What an address is, found by one lookup. */
+enum store_addr_kind {
+	STORE_ADDR_NONE = 0,
+	STORE_ADDR_USER,
+	STORE_ADDR_ALIAS,
+	STORE_ADDR_GROUP,
+};
+
+enum store_special_use {
+	STORE_SPECIAL_NONE = 0,
+	STORE_SPECIAL_INBOX, /* not an RFC 6154 attribute, but INBOX is special */
+	STORE_SPECIAL_DRAFTS,
+	STORE_SPECIAL_SENT,
+	STORE_SPECIAL_TRASH,
+	STORE_SPECIAL_JUNK,
+	STORE_SPECIAL_ARCHIVE,
+};
+
+struct store_mailbox {
+	int64_t id;
+	int64_t user_id;
+	char name[STORE_MAILBOX_MAX + 1]; /* full hierarchical name, "/" separated */
+	enum store_special_use special_use;
+	bool subscribed;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages; /* count of messages not expunged */
+	uint64_t size;     /* bytes of those messages */
+};
+
+/* System flags as bits; keywords as a space-separated string. */
+enum store_flag {
+	STORE_FLAG_SEEN = 1 << 0,
+	STORE_FLAG_ANSWERED = 1 << 1,
+	STORE_FLAG_FLAGGED = 1 << 2,
+	STORE_FLAG_DELETED = 1 << 3,
+	STORE_FLAG_DRAFT = 1 << 4,
+};
+
+struct store_message {
+	int64_t id;
+	int64_t mailbox_id;
+	uint32_t uid;
+	uint64_t modseq;
+	uint32_t flags;      /* enum store_flag bits */
+	char keywords[512];  /* space-separated */
+	time_t internaldate;
+	uint64_t size;
+	int64_t blob_id;
+};
+
+struct store_setting {
+	char key[STORE_KEY_MAX + 1];
+	char value[STORE_VALUE_MAX + 1];
+};
+
+/* One trace event (DESIGN.md, Accountability).  Empty strings are stored as
+ * NULL. */
+struct store_trace_event {
+	time_t time;            /* 0: the commit time */
+	char queue_id[64];
+	char message_id[256];   /* the Message-ID header */
+	char event[32];         /* "connect", "rcpt", "accepted", "delivered", ... */
+	char account[STORE_ADDR_MAX + 1];
+	char protocol[16];      /* "smtp", "imap", "pop3", "admin", ... */
+	char client_ip[64];
+	char session[32];
+	char sender[STORE_ADDR_MAX + 1];
+	char rcpt[STORE_ADDR_MAX + 1];
+	char detail[1024];
+};
+
+struct store_stats {
+	uint64_t domains, users, aliases, groups, mailboxes, messages, blobs;
+	uint64_t blob_bytes;
+	uint64_t flushes;  /* blob fdatasyncs + transaction commits since open */
+	uint64_t commits;  /* committer batches since open */
+	uint64_t requests; /* write requests applied since open */
+};
+
+/* ---- opening ---------------------------------------------------------- */
+
+/* Opens (creating if need be) the store in data_dir: migrates the schema,
+ * cuts torn blob segment tails, starts the committer.  Refuses a data dir
+ * written by a newer schema, with a message saying so. */
+int store_open(const char *data_dir, struct store **store_r, const char **error_r);
+/* Applies every queued write, answers its callback, stops the committer and
+ * closes.  Readers must be closed first. */
+void store_close(struct store **store);
+
+int store_reader_open(struct store *store, struct store_reader **reader_r,
+		      const char **error_r);
+void store_reader_close(struct store_reader **reader);
+
+/* Counters for tests, benchmarks and `keelctl status`. */
+void store_stats(struct store_reader *r, struct store_stats *stats_r);
+uint64_t store_flush_count(struct store *store);
+
+/* Test hook: the next n flushes (blob fdatasync or commit) fail as if the
+ * disk returned EIO. */
+void store_inject_flush_failures(struct store *store, unsigned n);
+
+/* ---- writes (asynchronous, through the committer) ----------------------- */
+
+/* The outcome of one write request, valid only during the callback. */
+struct store_reply {
+	int status;            /* 0 or -1 */
+	enum store_err err;
+	const char *error;     /* human-readable when status is -1 */
+	int64_t id;            /* the new row's id for *_add; else 0 */
+	/* store_deliver(): one entry per recipient, in request order. */
+	size_t n_delivered;
+	const struct store_delivered *delivered;
+};
+
+typedef void store_done_cb(const struct store_reply *reply, void *ctx);
+
+/* Domains.  alias_of NULL: an independent domain. */
+void store_domain_add(struct store *s, const char *name, const char *alias_of,
+		      struct loop *loop, store_done_cb *cb, void *ctx);
+/* Refused (STORE_ERR_INVALID) while the domain has users, aliases, groups or
+ * alias domains. */
+void store_domain_del(struct store *s, const char *name, struct loop *loop,
+		      store_done_cb *cb, void *ctx);
+
+/* Users.  Creates the user with INBOX, Drafts, Sent, Trash, Junk and Archive
+ * (special-use set).  The domain must exist and not be an alias domain. */
+void store_user_add(struct store *s, const char *address, const char *name,
+		    const char *password_hash, uint64_t quota, struct loop *loop,
+		    store_done_cb *cb, void *ctx);
+void store_user_set_password(struct store *s, int64_t user_id, const char *password_hash,
+			     struct loop *loop, store_done_cb *cb, void *ctx);
+void store_user_set_enabled(struct store *s, int64_t user_id, bool enabled,
+			    struct loop *loop, store_done_cb *cb, void *ctx);
+void store_user_set_name(struct store *s, int64_t user_id, const char *name,
+			 struct loop *loop, store_done_cb *cb, void *ctx);
+void store_user_set_quota(struct store *s, int64_t user_id, uint64_t quota,
+			  struct loop *loop, store_done_cb *cb, void *ctx);
+/* Gives the user a new address (same id, mailboxes and mail).  With
+ * keep_alias the old address becomes an alias to the user. */
+void store_user_rename(struct store *s, int64_t user_id, const char *new_address,
+		       bool keep_alias, struct loop *loop, store_done_cb *cb, void *ctx);
+/* Deletes the user, its mailboxes and messages (blob references dropped),
+ * its group memberships and alias targets pointing at it. */
+void store_user_del(struct store *s, int64_t user_id, struct loop *loop,
+		    store_done_cb *cb, void *ctx);
+
+/* Aliases: targets are addresses; one naming an existing local user is kept
+ * by user id, so it follows renames. */
+void store_alias_add(struct store *s, const char *address, const char *const *targets,
+		     size_t n_targets, struct loop *loop, store_done_cb *cb, void *ctx);
+void store_alias_del(struct store *s, const char *address, struct loop *loop,
+		     store_done_cb *cb, void *ctx);
+
+/* Groups: members are local users. */
+void store_group_add(struct store *s, const char *address, struct loop *loop,
+		     store_done_cb *cb, void *ctx);
+void store_group_del(struct store *s, const char *address, struct loop *loop,
+		     store_done_cb *cb, void *ctx);
+void store_group_member_add(struct store *s, const char *group, const char *member,
+			    struct loop *loop, store_done_cb *cb, void *ctx);
+void store_group_member_del(struct store *s, const char *group, const char *member,
+			    struct loop *loop, store_done_cb *cb, void *ctx);
+
+/* Settings: plain key/value text; validation is the caller's (src/settings). */
+void store_setting_set(struct store *s, const char *key, const char *value,
+		       struct loop *loop, store_done_cb *cb, void *ctx);
+void store_setting_unset(struct store *s, const char *key, struct loop *loop,
+			 store_done_cb *cb, void *ctx);
+
+/* Mailboxes. */
+void store_mailbox_create(struct store *s, int64_t user_id, const char *name,
+			  enum store_special_use special_use, struct loop *loop,
+			  store_done_cb *cb, void *ctx);
+
+/* Delivery: one message, stored once (content-addressed, deduplicated), and
+ * one mailbox entry per recipient.  A recipient names a user and a mailbox
+ * (by id, or 0 for the user's INBOX).  Each recipient gets its own outcome
+ * in reply->delivered; a recipient over quota fails alone (STORE_ERR_QUOTA)
+ * unless ignore_quota.  reply->status is 0 when at least the request was
+ * applied; look at each entry.  The events, if any, are appended in the same
+ * transaction. */
+struct store_rcpt {
+	int64_t user_id;
+	int64_t mailbox_id;  /* 0: INBOX */
+	uint32_t flags;      /* initial enum store_flag bits */
+	bool ignore_quota;
+};
+
+struct store_delivered {
+	int status;          /* 0 or -1 */
+	enum store_err err;
+	int64_t mailbox_id;
+	uint32_t uid;
+	uint64_t modseq;
+};
+
+struct store_delivery {
+	const void *data;    /* the whole message, as it will be served */
+	size_t size;
+	time_t internaldate; /* 0: now */
+	const struct store_rcpt *rcpts;
+	size_t n_rcpts;
+	const struct store_trace_event *events;
+	size_t n_events;
+};
+void store_deliver(struct store *s, const struct store_delivery *d, struct loop *loop,
+		   store_done_cb *cb, void *ctx);
+
+/* Trace events alone (connects, rejections, access events). */
+void store_trace_append(struct store *s, const struct store_trace_event *events,
+			size_t n, struct loop *loop, store_done_cb *cb, void *ctx);
+
+/* Waiting for a write from a thread that is not a loop (start-up, tests):
+ *   struct store_sync sync; store_sync_init(&sync);
+ *   store_user_add(..., NULL, store_sync_cb, &sync);
+ *   store_sync_wait(&sync);   then sync.status / sync.err / sync.error / sync.id
+ *   store_sync_deinit(&sync);
+ * delivered entries are copied into sync.delivered (freed by deinit). */
+struct store_sync {
+	int status;
+	enum store_err err;
+	char error[512];
+	int64_t id;
+	size_t n_delivered;
+	struct store_delivered *delivered;
+	/* private */
+	int done;
+	void *impl;
+};
+void store_sync_init(struct store_sync *sync);
+store_done_cb store_sync_cb;
+void store_sync_wait(struct store_sync *sync);
+void store_sync_deinit(struct store_sync *sync);
+
+/* ---- reads (synchronous, on the calling thread's reader) ---------------- */
+/* Lookups return 0 when found, -1 when not found or on error (error_r, if
+ * not NULL, says which: NULL when simply not found). */
+
+int store_domain_get(struct store_reader *r, const char *name, struct store_domain *d_r);
+int store_domain_list(struct store_reader *r, struct store_domain **list_r, size_t *n_r);
+
+int store_user_get(struct store_reader *r, const char *address, struct store_user *u_r);
+int store_user_get_by_id(struct store_reader *r, int64_t id, struct store_user *u_r);
+/* domain NULL: every user. */
+int store_user_list(struct store_reader *r, const char *domain, struct store_user **list_r,
+		    size_t *n_r);
+
+/* What localpart@domain is in its domain (exact domain, no alias-domain
+ * mapping: the directory does that).  id_r: the user, alias or group id. */
+enum store_addr_kind store_address_kind(struct store_reader *r, const char *address,
+					int64_t *id_r);
+
+int store_alias_get(struct store_reader *r, const char *address, struct store_alias *a_r);
+void store_alias_free(struct store_alias *a);
+int store_alias_list(struct store_reader *r, struct store_alias **list_r, size_t *n_r);
+void store_alias_list_free(struct store_alias *list, size_t n);
+
+int store_group_get(struct store_reader *r, const char *address, struct store_group *g_r);
+void store_group_free(struct store_group *g);
+int store_group_list(struct store_reader *r, struct store_group **list_r, size_t *n_r);
+void store_group_list_free(struct store_group *list, size_t n);
+
+int store_setting_get(struct store_reader *r, const char *key, struct store_setting *s_r);
+int store_setting_list(struct store_reader *r, struct store_setting **list_r, size_t *n_r);
+
+int store_mailbox_list(struct store_reader *r, int64_t user_id,
+		       struct store_mailbox **list_r, size_t *n_r);
+int store_mailbox_get(struct store_reader *r, int64_t user_id, const char *name,
+		      struct store_mailbox *m_r);
+/* Messages of a mailbox with uid >= first_uid, in uid order, at most limit
+ * (0: no limit). */
+int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t first_uid,
+		       size_t limit, struct store_message **list_r, size_t *n_r);
+/* Reads a message's bytes (malloc'd) by blob id. */
+int store_blob_read(struct store_reader *r, int64_t blob_id, void **data_r, size_t *size_r,
+		    const char **error_r);
+
+/* Trace events matching the non-empty fields of filter (queue_id,
+ * message_id, account, client_ip, sender, rcpt), newest last. */
+int store_trace_query(struct store_reader *r, const struct store_trace_event *filter,
+		      time_t since, time_t until, struct store_trace_event **list_r,
+		      size_t *n_r);
+
+#endif
