@@ -18,7 +18,11 @@ CFLAGS_BASE := -std=gnu11 -g $(WARN) -Isrc -D_GNU_SOURCE \
            -DKEEL_VERSION='"$(shell cat VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
-ifeq ($(MODE),asan)
+ifeq ($(MODE),fuzz)
+  CC := clang
+  CFLAGS_MODE := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+  LDFLAGS_MODE := -fsanitize=address,undefined
+else ifeq ($(MODE),asan)
   CFLAGS_MODE := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDFLAGS_MODE := -fsanitize=address,undefined
 else
@@ -31,7 +35,7 @@ B ?= build/$(MODE)
 Q := $(if $(V),,@)
 
 # Every module's .c except programs' mains and unit tests goes into one static library.
-MODULES ?= lib mail proto store directory auth settings trace admin keeld
+MODULES ?= lib mail proto store directory auth settings trace pipeline smtp admin keeld
 LIB_SRC := $(filter-out %/main.c $(wildcard src/*/test_*.c),$(wildcard $(addprefix src/,$(addsuffix /*.c,$(MODULES)))))
 LIB_SRC += $(if $(filter store,$(MODULES)),$(filter-out %/test_%.c,$(wildcard src/store/sqlite/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
@@ -40,7 +44,11 @@ CTL_OBJ := $(CTL_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard $(addprefix src/,$(addsuffix /test_*.c,$(MODULES))))
 TEST_BIN := $(TEST_SRC:src/%.c=$(B)/tests/%)
 
-.PHONY: all run test unit e2e deps deps-test install clean format fuzz
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
+FUZZ_SECONDS ?= 60
+
+.PHONY: all run test unit e2e deps deps-test install clean format fuzz fuzz-bins
 all: $(B)/keeld $(B)/keelctl
 
 $(B)/%.o: %.c
@@ -64,6 +72,20 @@ $(B)/tests/%: $(B)/src/%.o $(B)/libkeel.a
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_MODE) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/fuzz/%: $(B)/fuzz/%.o $(B)/libkeel.a
+	@mkdir -p $(dir $@)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
+
+fuzz-bins: $(FUZZ_BIN)
+
+# Every fuzz target for FUZZ_SECONDS each, starting from its corpus in
+# fuzz/corpus/NAME (copied: new inputs stay out of the tree).
+fuzz:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory MODE=fuzz fuzz-bins
+	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
 deps:
 	@scripts/deps.sh build

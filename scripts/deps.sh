@@ -4,15 +4,18 @@
 # is missing.  Uses sudo when not root.
 #   scripts/deps.sh build   what `make` and `make run` need
 #   scripts/deps.sh test    that plus what `make test` needs
+#   scripts/deps.sh fuzz    that plus clang for `make fuzz`
 set -eu
 
 BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libjansson-dev libargon2-dev openssl"
 TEST_PKGS="python3 python3-pytest curl swaks sqlite3 procps util-linux"
+FUZZ_PKGS="clang"
 
 case "${1:-build}" in
 build) pkgs="$BUILD_PKGS" ;;
 test) pkgs="$BUILD_PKGS $TEST_PKGS" ;;
-*) echo "usage: $0 build|test" >&2; exit 2 ;;
+fuzz) pkgs="$BUILD_PKGS $FUZZ_PKGS" ;;
+*) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
 esac
 
 if [ "$(id -u)" -eq 0 ]; then

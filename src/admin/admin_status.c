@@ -22,6 +22,7 @@ void admin_status(struct admin_request *req)
 	json_object_set_new(result, "groups", json_integer((json_int_t)st.groups));
 	json_object_set_new(result, "mailboxes", json_integer((json_int_t)st.mailboxes));
 	json_object_set_new(result, "messages", json_integer((json_int_t)st.messages));
+	json_object_set_new(result, "queued", json_integer((json_int_t)st.queued));
 	json_object_set_new(result, "blobs", json_integer((json_int_t)st.blobs));
 	json_object_set_new(result, "blob_bytes", json_integer((json_int_t)st.blob_bytes));
 	json_object_set_new(result, "flushes", json_integer((json_int_t)st.flushes));

@@ -21,7 +21,7 @@ static void keelctl_status_uptime(int64_t s, char *buf, size_t size)
 static void keelctl_status_print(json_t *st)
 {
 	static const char *const counts[] = {"domains",  "users", "aliases", "groups",  "mailboxes",
-	                                     "messages", "blobs", "flushes", "commits", "requests"};
+	                                     "messages", "queued", "blobs", "flushes", "commits", "requests"};
 	char buf[64], started[64];
 	json_t *listeners = json_object_get(st, "listeners"), *l;
 	size_t i;

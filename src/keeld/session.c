@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -17,7 +18,8 @@ struct session {
 	struct session_env *env;
 	struct loop *loop;
 	enum service service;
-	struct conn *conn;
+	struct conn *conn;         /* an "unavailable" session */
+	struct smtp_session *smtp; /* an SMTP session */
 	unsigned long id;
 	char peer[INET6_ADDRSTRLEN + 8];
 };
@@ -30,7 +32,20 @@ void session_env_init(struct session_env *env, const char *hostname,
 	env->tls_get = tls_get;
 	env->tls_arg = tls_arg;
 	env->store = store;
+	env->smtp.tls_get = tls_get;
+	env->smtp.tls_arg = tls_arg;
+	env->smtp.store = store;
 	pthread_mutex_init(&env->lock, NULL);
+	/* Session ids stay unique across worker restarts: the trace keys on
+	 * them. */
+	env->next_id = (unsigned long)time(NULL) << 20;
+}
+
+void session_env_set_hostname(struct session_env *env, const char *hostname)
+{
+	pthread_mutex_lock(&env->lock);
+	snprintf(env->hostname, sizeof(env->hostname), "%s", hostname);
+	pthread_mutex_unlock(&env->lock);
 }
 
 void session_env_deinit(struct session_env *env)
@@ -62,6 +77,30 @@ static void session_unlink(struct session *s)
 	pthread_mutex_unlock(&env->lock);
 }
 
+static void session_on_smtp_end(void *arg)
+{
+	struct session *s = arg;
+
+	session_unlink(s);
+	free(s);
+}
+
+static bool session_smtp_start(struct session_env *env, struct session *s, int fd,
+			       const char *hostname)
+{
+	enum smtp_service kind;
+
+	switch (s->service) {
+	case SERVICE_SMTP: kind = SMTP_SERVICE_MX; break;
+	case SERVICE_SUBMISSION: kind = SMTP_SERVICE_SUBMISSION; break;
+	case SERVICE_SUBMISSIONS: kind = SMTP_SERVICE_SUBMISSIONS; break;
+	default: return false;
+	}
+	s->smtp = smtp_session_new(&env->smtp, kind, fd, s->peer, hostname, s->id, s->loop,
+				   session_on_smtp_end, s);
+	return true;
+}
+
 static void session_on_close(struct conn *conn, enum conn_close_reason reason, void *arg)
 {
 	struct session *s = arg;
@@ -73,18 +112,9 @@ static void session_on_close(struct conn *conn, enum conn_close_reason reason, v
 }
 
 /* The reply of a service whose protocol sessions are not in this build. */
-static void session_unavailable(struct session *s)
+static void session_unavailable(struct session *s, const char *host)
 {
-	const char *host = s->env->hostname;
-
 	switch (s->service) {
-	case SERVICE_SMTP:
-	case SERVICE_SUBMISSION:
-	case SERVICE_SUBMISSIONS:
-		conn_printf(s->conn, "421 4.3.2 %s Service not available, closing transmission "
-				     "channel\r\n",
-			    host);
-		break;
 	case SERVICE_IMAP:
 	case SERVICE_IMAPS:
 		conn_printf(s->conn, "* BYE [UNAVAILABLE] %s IMAP service not available\r\n",
@@ -103,6 +133,7 @@ void session_accept(struct session_env *env, enum service service, int fd,
 	static const struct conn_callbacks cb = { .on_close = session_on_close };
 	struct session *s = xcalloc(1, sizeof(*s));
 	SSL_CTX *tls = NULL;
+	char hostname[256];
 
 	s->env = env;
 	s->loop = loop;
@@ -121,13 +152,18 @@ void session_accept(struct session_env *env, enum service service, int fd,
 	if (s->next != NULL)
 		s->next->prev = s;
 	env->sessions = s;
+	snprintf(hostname, sizeof(hostname), "%s", env->hostname);
 	pthread_mutex_unlock(&env->lock);
+	if (session_smtp_start(env, s, fd, hostname)) {
+		SSL_CTX_free(tls); /* the SMTP session takes its own reference */
+		return;
+	}
 	s->conn = conn_new(loop_base(loop), fd, tls, &cb, s);
 	SSL_CTX_free(tls);
 	conn_set_timeout(s->conn, 30);
 	log_info("session", "s=%lx event=connect service=%s peer=%s", s->id,
 		 service_name(service), s->peer);
-	session_unavailable(s);
+	session_unavailable(s, hostname);
 }
 
 struct session_close_task {
@@ -156,6 +192,7 @@ static void session_close_on_loop(void *arg)
 	pthread_mutex_unlock(&t->env->lock);
 	for (size_t i = 0; i < n; i++) {
 		conn_free(&mine[i]->conn);
+		smtp_session_free(&mine[i]->smtp);
 		session_unlink(mine[i]);
 		free(mine[i]);
 	}

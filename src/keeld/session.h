@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "keeld/config.h"
+#include "smtp/smtp_session.h"
 
 struct loop;
 struct loop_pool;
@@ -29,6 +30,8 @@ struct session_env {
 	SSL_CTX *(*tls_get)(void *tls_arg);
 	void *tls_arg;
 	struct store *store;
+	/* What SMTP sessions share; the worker fills in the services. */
+	struct smtp_env smtp;
 	pthread_mutex_t lock;
 	struct session *sessions; /* every open session, for shutdown */
 	unsigned long next_id;
@@ -37,6 +40,8 @@ struct session_env {
 void session_env_init(struct session_env *env, const char *hostname,
 		      SSL_CTX *(*tls_get)(void *), void *tls_arg, struct store *store);
 void session_env_deinit(struct session_env *env);
+/* On reload: new sessions use the new name. */
+void session_env_set_hostname(struct session_env *env, const char *hostname);
 
 /* Takes ownership of fd. */
 void session_accept(struct session_env *env, enum service service, int fd,

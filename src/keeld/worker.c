@@ -14,15 +14,18 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "auth/throttle.h"
 #include "keeld/config.h"
 #include "keeld/ipc.h"
 #include "keeld/master.h"
 #include "keeld/session.h"
 #include "lib/log.h"
+#include "lib/iplimit.h"
 #include "lib/loop.h"
 #include "lib/tls.h"
 #include "lib/workpool.h"
 #include "lib/xalloc.h"
+#include "pipeline/pipeline.h"
 #include "settings/settings.h"
 #include "store/store.h"
 
@@ -58,6 +61,9 @@ struct worker {
 	pthread_mutex_t tls_lock;
 	SSL_CTX *tls;
 	struct session_env env;
+	struct pipeline *pipeline;
+	struct auth_throttle *throttle;
+	struct iplimit *iplimit;
 };
 
 /* ---- TLS ------------------------------------------------------------------ */
@@ -307,7 +313,8 @@ static void worker_on_settings(struct worker *w, struct ipc_msg *msg)
 	if (strcmp(c.log, w->config.log) != 0 && log_open(c.log, "keeld", &lerr) < 0)
 		log_error("worker", "event=log_open_failed error=\"%s\"", lerr);
 	log_set_level(c.log_level);
-	snprintf(w->env.hostname, sizeof(w->env.hostname), "%s", c.hostname);
+	session_env_set_hostname(&w->env, c.hostname);
+	pipeline_set_hostname(w->pipeline, c.hostname);
 	config_deinit(&w->config);
 	w->config = c;
 }
@@ -523,6 +530,10 @@ static void worker_shutdown(struct worker *w)
 	loop_pool_stop(&w->loops);
 	workpool_stop(&w->workpool);
 	store_close(&w->store);
+	session_env_deinit(&w->env);
+	pipeline_free(&w->pipeline);
+	auth_throttle_free(&w->throttle);
+	iplimit_free(&w->iplimit);
 	SSL_CTX_free(w->tls);
 	config_deinit(&w->config);
 	log_info("worker", "event=stopped");
@@ -565,6 +576,14 @@ int worker_main(void)
 	w.loops = loop_pool_start(w.config.workers, worker_loop_init, &w);
 	w.admin_loop = loop_pool_get(w.loops, 0);
 	session_env_init(&w.env, w.config.hostname, worker_tls_get, &w, w.store);
+	w.pipeline = pipeline_new(w.store);
+	pipeline_set_hostname(w.pipeline, w.config.hostname);
+	w.throttle = auth_throttle_new();
+	w.iplimit = iplimit_new();
+	w.env.smtp.pipeline = w.pipeline;
+	w.env.smtp.workpool = w.workpool;
+	w.env.smtp.throttle = w.throttle;
+	w.env.smtp.iplimit = w.iplimit;
 	worker_run_on(&w, w.admin_loop, worker_start_admin, &status);
 	if (status < 0) {
 		worker_shutdown(&w);
@@ -576,7 +595,6 @@ int worker_main(void)
 	worker_wait_for_stop(&set);
 	log_info("worker", "event=stopping");
 	worker_shutdown(&w);
-	session_env_deinit(&w.env);
 	pthread_mutex_destroy(&w.tls_lock);
 	return 0;
 }

@@ -15,6 +15,7 @@
 struct conn {
 	struct event_base *base;
 	struct bufferevent *bev;   /* the top: socket, or TLS over the socket */
+	struct bufferevent *under; /* after STARTTLS: the socket under the TLS filter */
 	struct event *finish;      /* deferred close, outside any callback */
 	struct conn_callbacks cb;
 	void *ctx;
@@ -100,11 +101,29 @@ static void conn_on_read(struct bufferevent *bev, void *arg)
 		conn->cb.on_read(conn, conn->ctx);
 }
 
+/* Everything we wrote has reached the socket: after STARTTLS that means
+ * the socket's own buffer too, under the TLS filter's. */
+static bool conn_output_flushed(struct conn *conn)
+{
+	return evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0 &&
+	       (conn->under == NULL ||
+		evbuffer_get_length(bufferevent_get_output(conn->under)) == 0);
+}
+
 static void conn_on_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *conn = arg;
 
-	if (conn->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+	if (conn->closing && conn_output_flushed(conn))
+		conn_schedule_finish(conn, CONN_CLOSED_BY_US);
+}
+
+static void conn_on_under_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+				 void *arg)
+{
+	struct conn *conn = arg;
+
+	if (conn->closing && info->n_deleted > 0 && conn_output_flushed(conn))
 		conn_schedule_finish(conn, CONN_CLOSED_BY_US);
 }
 
@@ -249,6 +268,8 @@ int conn_starttls(struct conn *conn, SSL_CTX *tls)
 	 * sent in plaintext; it must not be read as part of the TLS session. */
 	evbuffer_drain(bufferevent_get_input(under), (size_t)-1);
 	conn->ssl = SSL_new(tls);
+	conn->under = under;
+	evbuffer_add_cb(bufferevent_get_output(under), conn_on_under_output, conn);
 	bufferevent_setcb(under, NULL, NULL, NULL, NULL);
 	conn->bev = bufferevent_openssl_filter_new(conn->base, under, conn->ssl,
 						   BUFFEREVENT_SSL_ACCEPTING,
@@ -279,7 +300,7 @@ void conn_close(struct conn *conn)
 		return;
 	conn->closing = true;
 	bufferevent_disable(conn->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0)
+	if (conn_output_flushed(conn))
 		conn_schedule_finish(conn, CONN_CLOSED_BY_US);
 }
 

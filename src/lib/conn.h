@@ -52,7 +52,8 @@ struct evbuffer *conn_input(struct conn *conn);
 
 void conn_write(struct conn *conn, const void *data, size_t len);
 void conn_printf(struct conn *conn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void conn_vprintf(struct conn *conn, const char *fmt, va_list ap);
+void conn_vprintf(struct conn *conn, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 size_t conn_output_pending(struct conn *conn);
 
 /* Stops / resumes delivering on_read (e.g. while waiting for a commit). */

@@ -77,7 +77,9 @@ void log_close(void)
 	pthread_mutex_unlock(&log_lock);
 }
 
-static void log_vmsg(enum log_level level, const char *module, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void log_vmsg(enum log_level level,
+							   const char *module, const char *fmt,
+							   va_list ap)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	char line[2048];

@@ -14,6 +14,8 @@
 
 /* The registry.  Add a setting here and read it where it applies; the key
  * names the module it configures.  def is what a user would write. */
+static const char *const smtp_bare_newline_choices[] = { "reject", "normalize", NULL };
+
 static const struct setting_def settings_registry[] = {
     {
         .key = "auth.password_min_length",
@@ -30,6 +32,91 @@ static const struct setting_def settings_registry[] = {
         .min = 0,
         .max = INT64_MAX,
         .doc = "quota given by user add when --quota is absent (0 = no quota)",
+    },
+    {
+        .key = "auth.failure_delay",
+        .type = SETTING_DURATION,
+        .def = "1s",
+        .min = 0,
+        .max = 60,
+        .doc = "delay before answering a failed login, doubled per recent failure from the same IP or for the same account",
+    },
+    {
+        .key = "auth.failure_delay_max",
+        .type = SETTING_DURATION,
+        .def = "15s",
+        .min = 0,
+        .max = 300,
+        .doc = "the longest delay before answering a failed login",
+    },
+    {
+        .key = "smtp.max_message_size",
+        .type = SETTING_SIZE,
+        .def = "50M",
+        .min = 1024,
+        .max = 2147483647,
+        .doc = "largest message accepted over SMTP, advertised in SIZE",
+    },
+    {
+        .key = "smtp.max_recipients",
+        .type = SETTING_INT,
+        .def = "100",
+        .min = 1,
+        .max = 100000,
+        .doc = "recipients per message; more get 452 4.5.3",
+    },
+    {
+        .key = "smtp.bare_newline",
+        .type = SETTING_ENUM,
+        .def = "reject",
+        .choices = smtp_bare_newline_choices,
+        .doc = "a bare CR or LF inside DATA: reject the message (550 5.5.2) or normalize it to CRLF",
+    },
+    {
+        .key = "smtp.max_errors",
+        .type = SETTING_INT,
+        .def = "10",
+        .min = 1,
+        .max = 1000,
+        .doc = "failed commands in one SMTP session before it is closed with 421 4.7.0",
+    },
+    {
+        .key = "smtp.max_connections_per_ip",
+        .type = SETTING_INT,
+        .def = "20",
+        .min = 0,
+        .max = 100000,
+        .doc = "concurrent SMTP connections from one IP address (0 = no limit)",
+    },
+    {
+        .key = "smtp.max_hops",
+        .type = SETTING_INT,
+        .def = "50",
+        .min = 1,
+        .max = 1000,
+        .doc = "Received: headers a message may carry; more get 554 5.4.6 (mail loop)",
+    },
+    {
+        .key = "smtp.sender_login_match",
+        .type = SETTING_BOOL,
+        .def = "yes",
+        .doc = "an authenticated sender may use as MAIL FROM only its own addresses and aliases",
+    },
+    {
+        .key = "smtp.timeout_command",
+        .type = SETTING_DURATION,
+        .def = "5m",
+        .min = 10,
+        .max = 3600,
+        .doc = "how long an SMTP session may wait for the next command (RFC 5321 4.5.3.2.7)",
+    },
+    {
+        .key = "smtp.timeout_data",
+        .type = SETTING_DURATION,
+        .def = "3m",
+        .min = 10,
+        .max = 3600,
+        .doc = "how long an SMTP session may wait for the next block of DATA (RFC 5321 4.5.3.2.5)",
     },
 };
 

@@ -50,7 +50,7 @@ struct store_reader;
 #define STORE_VALUE_MAX 4095
 
 /* Schema version this binary writes; a data dir with a newer one is refused. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 enum store_err {
 	STORE_OK = 0,
@@ -179,8 +179,53 @@ struct store_trace_event {
 	char detail[1024];
 };
 
+/* The outbound queue: one entry per remote recipient of a message.  The
+ * queue issue's scheduler moves entries between states; a delivery only
+ * adds them (STORE_QUEUE_QUEUED, next attempt now). */
+enum store_queue_state {
+	STORE_QUEUE_QUEUED = 0,
+	STORE_QUEUE_DEFERRED,
+	STORE_QUEUE_HELD,
+	STORE_QUEUE_DELIVERED,
+	STORE_QUEUE_FAILED,
+};
+
+/* What the envelope says about the whole message (RFC 5321, RFC 3461). */
+struct store_envelope {
+	char queue_id[64];
+	char sender[STORE_ADDR_MAX + 1]; /* "" for the null reverse-path */
+	char message_id[256];
+	char envid[101];       /* DSN ENVID, decoded */
+	unsigned ret;          /* 0 none, 1 FULL, 2 HDRS */
+	unsigned body;         /* 0 none, 1 7BIT, 2 8BITMIME, 3 BINARYMIME */
+	bool smtputf8;
+	char auth_user[STORE_ADDR_MAX + 1]; /* "" unless submitted with AUTH */
+	char client_ip[64];
+};
+
+/* A remote recipient to queue. */
+struct store_queue_rcpt {
+	char rcpt[STORE_ADDR_MAX + 1];
+	unsigned notify;       /* DSN NOTIFY bits: 1 never, 2 success, 4 failure, 8 delay */
+	char orcpt[600]; /* "rfc822;addr" as given, or "" */
+};
+
+struct store_queue_entry {
+	int64_t id;
+	struct store_envelope env;
+	struct store_queue_rcpt rcpt;
+	int64_t blob_id;
+	uint64_t size;
+	enum store_queue_state state;
+	unsigned attempts;
+	time_t created;
+	time_t next_attempt;
+	char last_reply[512];
+};
+
 struct store_stats {
 	uint64_t domains, users, aliases, groups, mailboxes, messages, blobs;
+	uint64_t queued; /* queue entries not delivered or failed */
 	uint64_t blob_bytes;
 	uint64_t flushes;  /* blob fdatasyncs + transaction commits since open */
 	uint64_t commits;  /* committer batches since open */
@@ -282,8 +327,9 @@ void store_mailbox_create(struct store *s, int64_t user_id, const char *name,
 			  enum store_special_use special_use, struct loop *loop,
 			  store_done_cb *cb, void *ctx);
 
-/* Delivery: one message, stored once (content-addressed, deduplicated), and
- * one mailbox entry per recipient.  A recipient names a user and a mailbox
+/* Delivery: one message, stored once (content-addressed, deduplicated), one
+ * mailbox entry per local recipient and one queue entry per remote
+ * recipient (queue entries need envelope).  A recipient names a user and a mailbox
  * (by id, or 0 for the user's INBOX).  Each recipient gets its own outcome
  * in reply->delivered; a recipient over quota fails alone (STORE_ERR_QUOTA)
  * unless ignore_quota.  reply->status is 0 when at least the request was
@@ -310,6 +356,9 @@ struct store_delivery {
 	time_t internaldate; /* 0: now */
 	const struct store_rcpt *rcpts;
 	size_t n_rcpts;
+	const struct store_queue_rcpt *remote;
+	size_t n_remote;
+	const struct store_envelope *envelope; /* required when n_remote > 0 */
 	const struct store_trace_event *events;
 	size_t n_events;
 };
@@ -384,6 +433,11 @@ int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t firs
 /* Reads a message's bytes (malloc'd) by blob id. */
 int store_blob_read(struct store_reader *r, int64_t blob_id, void **data_r, size_t *size_r,
 		    const char **error_r);
+
+/* Queue entries: of one message (queue_id not NULL), or every entry in state
+ * (state < 0: any), oldest first, at most limit (0: no limit). */
+int store_queue_list(struct store_reader *r, const char *queue_id, int state, size_t limit,
+		     struct store_queue_entry **list_r, size_t *n_r);
 
 /* Trace events matching the non-empty fields of filter (queue_id,
  * message_id, account, client_ip, sender, rcpt), newest last. */

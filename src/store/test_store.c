@@ -424,6 +424,59 @@ static void test_store_deliver(void)
 	t_teardown();
 }
 
+/* Remote recipients become queue entries of the same stored message. */
+static void test_store_deliver_queue(void)
+{
+	static const char body[] = "From: u@x.test\r\nSubject: out\r\n\r\nBye.\r\n";
+	struct store_rcpt local = { 0 };
+	struct store_queue_rcpt remote[2] = { { .rcpt = "a@remote.test", .notify = 4 },
+					      { .rcpt = "b@other.test",
+						.orcpt = "rfc822;B@other.test" } };
+	struct store_envelope env = { .queue_id = "Q1", .sender = "u@x.test",
+				      .message_id = "<m1@x.test>", .envid = "E1", .ret = 2,
+				      .auth_user = "u@x.test", .client_ip = "127.0.0.2" };
+	struct store_delivery d = { .data = body, .size = strlen(body), .rcpts = &local,
+				    .n_rcpts = 1, .remote = remote, .n_remote = 2,
+				    .envelope = &env };
+	struct store_queue_entry *q;
+	struct store_stats st;
+	size_t n;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	local.user_id = t_user_add("u@x.test", 0);
+	CHECK_INT(T(store_deliver(t_s, &d, SYNC)), STORE_OK);
+	CHECK_INT(t_n_delivered, 1);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs"), 3);
+	CHECK(store_queue_list(t_r, "Q1", -1, 0, &q, &n) == 0);
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_STR(q[0].rcpt.rcpt, "a@remote.test");
+		CHECK_INT(q[0].rcpt.notify, 4);
+		CHECK_STR(q[1].rcpt.orcpt, "rfc822;B@other.test");
+		CHECK_STR(q[1].env.sender, "u@x.test");
+		CHECK_STR(q[1].env.message_id, "<m1@x.test>");
+		CHECK_STR(q[1].env.envid, "E1");
+		CHECK_INT(q[1].env.ret, 2);
+		CHECK_STR(q[1].env.auth_user, "u@x.test");
+		CHECK_STR(q[1].env.client_ip, "127.0.0.2");
+		CHECK_INT(q[1].state, STORE_QUEUE_QUEUED);
+		CHECK_INT(q[1].size, strlen(body));
+		CHECK(q[1].next_attempt > 0 && q[1].next_attempt == q[1].created);
+	}
+	free(q);
+	store_stats(t_r, &st);
+	CHECK_INT(st.queued, 2);
+	/* Queue-only mail (no local recipient) is stored too; without a queue
+	 * id it is refused. */
+	d.n_rcpts = 0;
+	CHECK_INT(T(store_deliver(t_s, &d, SYNC)), STORE_OK);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM queue"), 4);
+	env.queue_id[0] = '\0';
+	CHECK_INT(T(store_deliver(t_s, &d, SYNC)), STORE_ERR_INVALID);
+	t_teardown();
+}
+
 /* A given mailbox, initial flags, and trace events in the same transaction. */
 static void test_store_deliver_mailbox(void)
 {
@@ -585,7 +638,7 @@ static void test_store_reopen(void)
 
 static void test_store_schema_newer(void)
 {
-	char *path, *want;
+	char *path, *want, *sql;
 	const char *error;
 	sqlite3 *db;
 
@@ -593,11 +646,13 @@ static void test_store_schema_newer(void)
 	t_close();
 	path = xasprintf("%s/keel.db", t_dir);
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
-	CHECK(sqlite3_exec(db, "INSERT INTO schema_migrations(version, applied) VALUES(2, 0)",
-			   NULL, NULL, NULL) == SQLITE_OK);
+	sql = xasprintf("INSERT INTO schema_migrations(version, applied) VALUES(%d, 0)",
+			STORE_SCHEMA_VERSION + 1);
+	CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+	free(sql);
 	sqlite3_close(db);
-	want = xasprintf("data dir %s has schema version 2; this keeld supports up to 1: use a "
-			 "newer keeld", t_dir);
+	want = xasprintf("data dir %s has schema version %d; this keeld supports up to %d: use a "
+			 "newer keeld", t_dir, STORE_SCHEMA_VERSION + 1, STORE_SCHEMA_VERSION);
 	CHECK(store_open(t_dir, &t_s, &error) < 0);
 	CHECK_STR(error, want);
 	t_s = NULL;
@@ -846,6 +901,7 @@ int main(void)
 	TEST_RUN(test_store_groups_settings);
 	TEST_RUN(test_store_mailbox_create);
 	TEST_RUN(test_store_deliver);
+	TEST_RUN(test_store_deliver_queue);
 	TEST_RUN(test_store_deliver_mailbox);
 	TEST_RUN(test_store_quota);
 	TEST_RUN(test_store_user_del);

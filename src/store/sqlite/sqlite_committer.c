@@ -52,6 +52,7 @@ static void store_req_free(struct store_req *req)
 		free(req->delivery->data);
 		free(req->delivery->rcpts);
 		free(req->delivery->delivered);
+		free(req->delivery->remote);
 		free(req->delivery);
 	}
 	free(req);
@@ -191,7 +192,8 @@ static int committer_store_blobs(struct store *s, struct store_req *batch, char 
 
 	for (struct store_req *req = batch; req != NULL; req = req->next) {
 		struct sq_delivery *d = req->delivery;
-		if (d == NULL || d->n_rcpts == 0 || committer_blob_shared(batch, req, d))
+		if (d == NULL || d->n_rcpts + d->n_remote == 0 ||
+		    committer_blob_shared(batch, req, d))
 			continue;
 		if (committer_blob_known(s, d, &known) < 0) {
 			snprintf(error, error_size, "looking up blob: %s", sqlite3_errmsg(s->w.db));

@@ -286,6 +286,52 @@ static int mail_deliver_rcpt(struct store *s, const struct sq_delivery *d,
 	return 0;
 }
 
+static const char *mail_domain_of(const char *address)
+{
+	const char *at = strrchr(address, '@');
+
+	return at != NULL ? at + 1 : "";
+}
+
+/* One queue row per remote recipient, due at once. */
+static int mail_queue_insert(struct store *s, const struct sq_delivery *d, int64_t blob_id)
+{
+	static const char sql[] =
+		"INSERT INTO queue(queue_id, blob_id, size, sender, sender_domain, rcpt,"
+		" rcpt_domain, orcpt, notify, envid, ret, body, smtputf8, message_id, auth_user,"
+		" client_ip, state, created, next_attempt)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+		" 0, ?17, ?17)";
+	const struct store_envelope *e = &d->envelope;
+
+	for (size_t i = 0; i < d->n_remote; i++) {
+		const struct store_queue_rcpt *q = &d->remote[i];
+		sqlite3_stmt *st = sq_get(&s->w, sql);
+		if (st == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, e->queue_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, blob_id);
+		sqlite3_bind_int64(st, 3, (int64_t)d->size);
+		sqlite3_bind_text(st, 4, e->sender, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, mail_domain_of(e->sender), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, q->rcpt, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 7, mail_domain_of(q->rcpt), -1, SQLITE_STATIC);
+		sq_bind_text_or_null(st, 8, q->orcpt);
+		sqlite3_bind_int(st, 9, (int)q->notify);
+		sq_bind_text_or_null(st, 10, e->envid);
+		sqlite3_bind_int(st, 11, (int)e->ret);
+		sqlite3_bind_int(st, 12, (int)e->body);
+		sqlite3_bind_int(st, 13, e->smtputf8);
+		sq_bind_text_or_null(st, 14, e->message_id);
+		sq_bind_text_or_null(st, 15, e->auth_user);
+		sq_bind_text_or_null(st, 16, e->client_ip);
+		sqlite3_bind_int64(st, 17, (int64_t)s->batch_time);
+		if (sq_run(st) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int mail_deliver_apply(struct store *s, struct store_req *req)
 {
 	static const char sql_ref[] = "UPDATE blobs SET refcount = refcount + ? WHERE id = ?";
@@ -293,8 +339,10 @@ static int mail_deliver_apply(struct store *s, struct store_req *req)
 	int64_t blob_id = 0, delivered = 0;
 	sqlite3_stmt *st;
 
-	if (d->n_rcpts == 0)
+	if (d->n_rcpts + d->n_remote == 0)
 		return store_req_fail(req, STORE_ERR_INVALID, "a delivery needs a recipient");
+	if (d->n_remote > 0 && d->envelope.queue_id[0] == '\0')
+		return store_req_fail(req, STORE_ERR_INVALID, "queued mail needs a queue id");
 	if (mail_blob_row(s, req, &blob_id) < 0)
 		return req->reply.status < 0 ? -1 : store_req_fail_db(s, req);
 	for (size_t i = 0; i < d->n_rcpts; i++) {
@@ -302,9 +350,9 @@ static int mail_deliver_apply(struct store *s, struct store_req *req)
 			return store_req_fail_db(s, req);
 		delivered += d->delivered[i].status == 0;
 	}
-	if ((st = sq_get(&s->w, sql_ref)) == NULL)
+	if (mail_queue_insert(s, d, blob_id) < 0 || (st = sq_get(&s->w, sql_ref)) == NULL)
 		return store_req_fail_db(s, req);
-	sqlite3_bind_int64(st, 1, delivered);
+	sqlite3_bind_int64(st, 1, delivered + (int64_t)d->n_remote);
 	sqlite3_bind_int64(st, 2, blob_id);
 	if (sq_run(st) < 0 || sqlite_trace_insert(s, req->events, req->n_events) < 0)
 		return store_req_fail_db(s, req);
@@ -354,6 +402,17 @@ static struct store_trace_event *mail_events_copy(const struct store_trace_event
 	return copy;
 }
 
+static void mail_envelope_copy(struct store_envelope *dst, const struct store_envelope *src)
+{
+	*dst = *src;
+	dst->queue_id[sizeof(dst->queue_id) - 1] = '\0';
+	dst->sender[sizeof(dst->sender) - 1] = '\0';
+	dst->message_id[sizeof(dst->message_id) - 1] = '\0';
+	dst->envid[sizeof(dst->envid) - 1] = '\0';
+	dst->auth_user[sizeof(dst->auth_user) - 1] = '\0';
+	dst->client_ip[sizeof(dst->client_ip) - 1] = '\0';
+}
+
 /* The content hash is taken here, on the caller's thread, so that the
  * committer (which serialises every write) does not pay for it. */
 void store_deliver(struct store *s, const struct store_delivery *dl, struct loop *loop,
@@ -373,6 +432,15 @@ void store_deliver(struct store *s, const struct store_delivery *dl, struct loop
 	if (dl->n_rcpts > 0)
 		memcpy(d->rcpts, dl->rcpts, dl->n_rcpts * sizeof(*d->rcpts));
 	d->delivered = xcalloc(dl->n_rcpts, sizeof(*d->delivered));
+	d->n_remote = dl->n_remote;
+	d->remote = xcalloc(dl->n_remote, sizeof(*d->remote));
+	for (size_t i = 0; i < dl->n_remote; i++) {
+		d->remote[i] = dl->remote[i];
+		d->remote[i].rcpt[sizeof(d->remote[i].rcpt) - 1] = '\0';
+		d->remote[i].orcpt[sizeof(d->remote[i].orcpt) - 1] = '\0';
+	}
+	if (dl->envelope != NULL)
+		mail_envelope_copy(&d->envelope, dl->envelope);
 	req->delivery = d;
 	req->events = mail_events_copy(dl->events, dl->n_events);
 	req->n_events = dl->n_events;

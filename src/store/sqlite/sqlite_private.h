@@ -114,6 +114,9 @@ struct sq_delivery {
 	struct store_rcpt *rcpts;
 	size_t n_rcpts;
 	struct store_delivered *delivered; /* n_rcpts entries */
+	struct store_queue_rcpt *remote;
+	size_t n_remote;
+	struct store_envelope envelope;
 	bool have_bytes;                   /* bytes appended and flushed in this batch at: */
 	uint32_t segment;
 	uint64_t offset;

@@ -126,6 +126,29 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX trace_client_ip ON trace(client_ip, time) WHERE client_ip IS NOT NULL;"
 	"CREATE INDEX trace_sender ON trace(sender, time) WHERE sender IS NOT NULL;"
 	"CREATE INDEX trace_rcpt ON trace(rcpt, time) WHERE rcpt IS NOT NULL;",
+	/* 2: the outbound queue, one row per remote recipient. */
+	"CREATE TABLE queue ("
+	" id INTEGER PRIMARY KEY,"
+	" queue_id TEXT NOT NULL,"
+	" blob_id INTEGER NOT NULL REFERENCES blobs(id),"
+	" size INTEGER NOT NULL,"
+	" sender TEXT NOT NULL,"
+	" sender_domain TEXT NOT NULL COLLATE NOCASE,"
+	" rcpt TEXT NOT NULL,"
+	" rcpt_domain TEXT NOT NULL COLLATE NOCASE,"
+	" orcpt TEXT, notify INTEGER NOT NULL DEFAULT 0,"
+	" envid TEXT, ret INTEGER NOT NULL DEFAULT 0, body INTEGER NOT NULL DEFAULT 0,"
+	" smtputf8 INTEGER NOT NULL DEFAULT 0,"
+	" message_id TEXT, auth_user TEXT, client_ip TEXT,"
+	" state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+	" created INTEGER NOT NULL, next_attempt INTEGER NOT NULL, last_reply TEXT);"
+	"CREATE INDEX queue_due ON queue(state, next_attempt);"
+	"CREATE INDEX queue_queue_id ON queue(queue_id);"
+	"CREATE INDEX queue_sender ON queue(sender);"
+	"CREATE INDEX queue_rcpt_domain ON queue(rcpt_domain);"
+	"CREATE INDEX queue_auth_user ON queue(auth_user) WHERE auth_user IS NOT NULL;"
+	"CREATE INDEX queue_client_ip ON queue(client_ip) WHERE client_ip IS NOT NULL;"
+	"CREATE INDEX queue_blob ON queue(blob_id);",
 };
 
 static int store_schema_version(struct store *s, int64_t *version_r)
@@ -324,15 +347,16 @@ void store_stats(struct store_reader *r, struct store_stats *stats_r)
 		" (SELECT COUNT(*) FROM aliases), (SELECT COUNT(*) FROM groups),"
 		" (SELECT COUNT(*) FROM mailboxes), (SELECT COUNT(*) FROM messages),"
 		" (SELECT COUNT(*) FROM blobs WHERE refcount > 0),"
-		" (SELECT COALESCE(SUM(size), 0) FROM blobs WHERE refcount > 0)";
+		" (SELECT COALESCE(SUM(size), 0) FROM blobs WHERE refcount > 0),"
+		" (SELECT COUNT(*) FROM queue WHERE state < 3)";
 	sqlite3_stmt *st = sq_get(&r->c, sql);
 	uint64_t *counts[] = { &stats_r->domains,   &stats_r->users,    &stats_r->aliases,
 			       &stats_r->groups,    &stats_r->mailboxes, &stats_r->messages,
-			       &stats_r->blobs,     &stats_r->blob_bytes };
+			       &stats_r->blobs,     &stats_r->blob_bytes, &stats_r->queued };
 
 	memset(stats_r, 0, sizeof(*stats_r));
 	if (st != NULL && sq_row(st) == 1) {
-		for (int i = 0; i < 8; i++)
+		for (int i = 0; i < (int)(sizeof(counts) / sizeof(counts[0])); i++)
 			*counts[i] = (uint64_t)sqlite3_column_int64(st, i);
 	} else {
 		sqlite_read_failed(r, "stats");

@@ -1,0 +1,79 @@
+/* The message pipeline (DESIGN.md): every message — received over SMTP,
+ * submitted, and later appended or generated — is handed over here with
+ * its recipients already resolved by the directory, and comes back with one
+ * verdict: durable, or nothing kept.
+ *
+ *   policy and filters (later issues) -> local delivery (store_deliver into
+ *   each user's INBOX, with Return-Path) and the outbound queue (remote
+ *   recipients, the message as received) -> trace events.
+ *
+ * A local recipient that fails at delivery (over quota, deleted since RCPT)
+ * does not fail the message: it gets a delivery status notification to the
+ * sender (RFC 3464), itself delivered through the pipeline, unless the
+ * sender is null or NOTIFY says otherwise.  Callbacks run on the loop given
+ * to pipeline_submit(). */
+#ifndef KEEL_PIPELINE_PIPELINE_H
+#define KEEL_PIPELINE_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct loop;
+struct pipeline;
+
+/* A recipient as the client gave it (RCPT TO), for DSNs and the trace. */
+struct pipeline_rcpt {
+	char address[STORE_ADDR_MAX + 1];
+	unsigned notify;                   /* DSN NOTIFY bits (store.h) */
+	char orcpt[600];   /* "rfc822;addr" or "" */
+};
+
+/* Where the message goes: a local user (user_id > 0, address its current
+ * address) or a remote address (user_id 0).  rcpt indexes the recipient it
+ * came from.  Targets are distinct. */
+struct pipeline_target {
+	int64_t user_id;
+	char address[STORE_ADDR_MAX + 1];
+	size_t rcpt;
+};
+
+struct pipeline_message {
+	struct store_envelope env;  /* queue_id set by the caller */
+	const char *protocol;       /* "smtp", "submission", ... */
+	const char *session;        /* session id for the trace */
+	const char *helo;           /* for DSN Received-From-MTA; may be NULL */
+	const char *data;           /* the message as stored: our Received on top */
+	size_t size;
+	const struct pipeline_rcpt *rcpts;
+	size_t n_rcpts;
+	const struct pipeline_target *targets;
+	size_t n_targets;
+	/* Trace events of the session so far, committed with the message. */
+	const struct store_trace_event *events;
+	size_t n_events;
+};
+
+struct pipeline_result {
+	int status;          /* 0: durable (the 250 may go); -1: nothing kept */
+	const char *error;   /* with -1: why, for the log */
+	size_t delivered;    /* local mailbox entries made */
+	size_t queued;       /* remote recipients queued */
+	size_t failed;       /* local recipients that failed (each gets a DSN) */
+};
+
+typedef void pipeline_done_cb(const struct pipeline_result *result, void *ctx);
+
+struct pipeline *pipeline_new(struct store *store);
+void pipeline_free(struct pipeline **p);
+/* The reporting host name for DSNs, changed on reload; on the admin loop
+ * while others read it: the pipeline keeps its own copy under a lock. */
+void pipeline_set_hostname(struct pipeline *p, const char *hostname);
+
+/* Copies what it needs from m before returning. */
+void pipeline_submit(struct pipeline *p, const struct pipeline_message *m, struct loop *loop,
+		     pipeline_done_cb *cb, void *ctx);
+
+#endif
