@@ -35,7 +35,7 @@ B ?= build/$(MODE)
 Q := $(if $(V),,@)
 
 # Every module's .c except programs' mains and unit tests goes into one static library.
-MODULES ?= lib mail proto store directory auth settings trace pipeline smtp admin keeld
+MODULES ?= lib mail proto store directory auth settings trace pipeline smtp pop3 admin keeld
 LIB_SRC := $(filter-out %/main.c $(wildcard src/*/test_*.c),$(wildcard $(addprefix src/,$(addsuffix /*.c,$(MODULES)))))
 LIB_SRC += $(if $(filter store,$(MODULES)),$(filter-out %/test_%.c,$(wildcard src/store/sqlite/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)

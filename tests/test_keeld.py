@@ -99,7 +99,7 @@ def test_every_service_listens(keel):
     for service in ("smtp", "submission"):
         assert banner(keel.ports[service]).startswith("220 mail.keel.test ESMTP")
     assert banner(keel.ports["imap"]).startswith("* BYE [UNAVAILABLE]")
-    assert banner(keel.ports["pop3"]).startswith("-ERR [SYS/TEMP]")
+    assert banner(keel.ports["pop3"]).startswith("+OK mail.keel.test Keel POP3")
     for service in ("submissions", "imaps", "pop3s"):
         fp, version, line = tls_peer(keel.ports[service])
         assert version in ("TLSv1.2", "TLSv1.3")
@@ -171,7 +171,7 @@ def test_reload_adds_and_removes_listeners(keel_factory, via):
     if r is not None:
         assert r.returncode == 0, r.stderr
     wait_for(lambda: _connects(pop3), what="the new pop3 listener")
-    assert banner(pop3).startswith("-ERR")
+    assert banner(pop3).startswith("+OK")
     wait_for(lambda: not _connects(k.ports["imap"]), what="the imap listener to close")
     assert banner(k.ports["smtp"]).startswith("220 ")
     assert k.worker_pid() == worker, "a listener change must not restart the worker"

@@ -20,6 +20,7 @@ struct session {
 	enum service service;
 	struct conn *conn;         /* an "unavailable" session */
 	struct smtp_session *smtp; /* an SMTP session */
+	struct pop3_session *pop3; /* a POP3 session */
 	unsigned long id;
 	char peer[INET6_ADDRSTRLEN + 8];
 };
@@ -35,6 +36,9 @@ void session_env_init(struct session_env *env, const char *hostname,
 	env->smtp.tls_get = tls_get;
 	env->smtp.tls_arg = tls_arg;
 	env->smtp.store = store;
+	env->pop3.tls_get = tls_get;
+	env->pop3.tls_arg = tls_arg;
+	env->pop3.store = store;
 	pthread_mutex_init(&env->lock, NULL);
 	/* Session ids stay unique across worker restarts: the trace keys on
 	 * them. */
@@ -77,7 +81,7 @@ static void session_unlink(struct session *s)
 	pthread_mutex_unlock(&env->lock);
 }
 
-static void session_on_smtp_end(void *arg)
+static void session_on_end(void *arg)
 {
 	struct session *s = arg;
 
@@ -97,7 +101,17 @@ static bool session_smtp_start(struct session_env *env, struct session *s, int f
 	default: return false;
 	}
 	s->smtp = smtp_session_new(&env->smtp, kind, fd, s->peer, hostname, s->id, s->loop,
-				   session_on_smtp_end, s);
+				   session_on_end, s);
+	return true;
+}
+
+static bool session_pop3_start(struct session_env *env, struct session *s, int fd,
+			       const char *hostname)
+{
+	if (s->service != SERVICE_POP3 && s->service != SERVICE_POP3S)
+		return false;
+	s->pop3 = pop3_session_new(&env->pop3, s->service == SERVICE_POP3S, fd, s->peer, hostname,
+				   s->id, s->loop, session_on_end, s);
 	return true;
 }
 
@@ -115,13 +129,9 @@ static void session_on_close(struct conn *conn, enum conn_close_reason reason, v
 static void session_unavailable(struct session *s, const char *host)
 {
 	switch (s->service) {
-	case SERVICE_IMAP:
-	case SERVICE_IMAPS:
+	default:
 		conn_printf(s->conn, "* BYE [UNAVAILABLE] %s IMAP service not available\r\n",
 			    host);
-		break;
-	default:
-		conn_printf(s->conn, "-ERR [SYS/TEMP] %s POP3 service not available\r\n", host);
 		break;
 	}
 	conn_close(s->conn);
@@ -154,8 +164,8 @@ void session_accept(struct session_env *env, enum service service, int fd,
 	env->sessions = s;
 	snprintf(hostname, sizeof(hostname), "%s", env->hostname);
 	pthread_mutex_unlock(&env->lock);
-	if (session_smtp_start(env, s, fd, hostname)) {
-		SSL_CTX_free(tls); /* the SMTP session takes its own reference */
+	if (session_smtp_start(env, s, fd, hostname) || session_pop3_start(env, s, fd, hostname)) {
+		SSL_CTX_free(tls); /* the session takes its own reference */
 		return;
 	}
 	s->conn = conn_new(loop_base(loop), fd, tls, &cb, s);
@@ -193,6 +203,7 @@ static void session_close_on_loop(void *arg)
 	for (size_t i = 0; i < n; i++) {
 		conn_free(&mine[i]->conn);
 		smtp_session_free(&mine[i]->smtp);
+		pop3_session_free(&mine[i]->pop3);
 		session_unlink(mine[i]);
 		free(mine[i]);
 	}

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "keeld/config.h"
+#include "pop3/pop3_session.h"
 #include "smtp/smtp_session.h"
 
 struct loop;
@@ -32,6 +33,7 @@ struct session_env {
 	struct store *store;
 	/* What SMTP sessions share; the worker fills in the services. */
 	struct smtp_env smtp;
+	struct pop3_env pop3;
 	pthread_mutex_t lock;
 	struct session *sessions; /* every open session, for shutdown */
 	unsigned long next_id;

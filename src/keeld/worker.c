@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "auth/relay_window.h"
 #include "auth/throttle.h"
 #include "keeld/config.h"
 #include "keeld/ipc.h"
@@ -26,6 +27,7 @@
 #include "lib/workpool.h"
 #include "lib/xalloc.h"
 #include "pipeline/pipeline.h"
+#include "pop3/pop3_lock.h"
 #include "settings/settings.h"
 #include "store/store.h"
 
@@ -64,6 +66,8 @@ struct worker {
 	struct pipeline *pipeline;
 	struct auth_throttle *throttle;
 	struct iplimit *iplimit;
+	struct relay_window *relay_window;
+	struct pop3_locks *pop3_locks;
 };
 
 /* ---- TLS ------------------------------------------------------------------ */
@@ -513,27 +517,49 @@ static void worker_wait_for_stop(sigset_t *set)
 	}
 }
 
+static void worker_loop_noop(void *arg)
+{
+	struct worker_sync *s = arg;
+
+	worker_sync_signal(s, 0);
+}
+
+/* Lets every write in flight finish and every callback it causes run, so
+ * that nothing is posted to a loop after the loops stop.  A callback may
+ * start one more write (a DSN, trace events): a few rounds drain that. */
+static void worker_quiesce(struct worker *w)
+{
+	for (int round = 0; round < 3; round++) {
+		struct store_sync barrier;
+
+		/* An empty write queued after everything else: when it is
+		 * answered, every earlier write is durable and its callback
+		 * has been posted. */
+		store_sync_init(&barrier);
+		store_trace_append(w->store, NULL, 0, NULL, store_sync_cb, &barrier);
+		store_sync_wait(&barrier);
+		store_sync_deinit(&barrier);
+		for (unsigned i = 0; i < loop_pool_count(w->loops); i++)
+			worker_run_on(w, loop_pool_get(w->loops, i), worker_loop_noop, NULL);
+	}
+}
+
 static void worker_shutdown(struct worker *w)
 {
-	struct store_sync barrier;
-
 	worker_run_on(w, w->admin_loop, worker_stop_accepting, NULL);
-	/* An empty write queued after everything else: when it is answered,
-	 * every earlier write is durable and its callback has been posted. */
-	store_sync_init(&barrier);
-	store_trace_append(w->store, NULL, 0, NULL, store_sync_cb, &barrier);
-	store_sync_wait(&barrier);
-	store_sync_deinit(&barrier);
 	session_close_all(&w->env, w->loops);
+	workpool_stop(&w->workpool);
+	worker_quiesce(w);
 	for (unsigned i = 0; i < loop_pool_count(w->loops); i++)
 		loop_post(loop_pool_get(w->loops, i), worker_loop_deinit, NULL);
 	loop_pool_stop(&w->loops);
-	workpool_stop(&w->workpool);
 	store_close(&w->store);
 	session_env_deinit(&w->env);
 	pipeline_free(&w->pipeline);
 	auth_throttle_free(&w->throttle);
 	iplimit_free(&w->iplimit);
+	relay_window_free(&w->relay_window);
+	pop3_locks_free(&w->pop3_locks);
 	SSL_CTX_free(w->tls);
 	config_deinit(&w->config);
 	log_info("worker", "event=stopped");
@@ -584,6 +610,13 @@ int worker_main(void)
 	w.env.smtp.workpool = w.workpool;
 	w.env.smtp.throttle = w.throttle;
 	w.env.smtp.iplimit = w.iplimit;
+	w.relay_window = relay_window_new();
+	w.pop3_locks = pop3_locks_new();
+	w.env.smtp.relay_window = w.relay_window;
+	w.env.pop3.workpool = w.workpool;
+	w.env.pop3.throttle = w.throttle;
+	w.env.pop3.relay_window = w.relay_window;
+	w.env.pop3.locks = w.pop3_locks;
 	worker_run_on(&w, w.admin_loop, worker_start_admin, &status);
 	if (status < 0) {
 		worker_shutdown(&w);

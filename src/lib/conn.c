@@ -56,6 +56,7 @@ static void conn_schedule_finish(struct conn *conn, enum conn_close_reason reaso
 static void conn_setup_bev(struct conn *conn)
 {
 	bufferevent_setcb(conn->bev, conn_on_read, conn_on_write, conn_on_event, conn);
+	bufferevent_setwatermark(conn->bev, EV_WRITE, CONN_WRITE_LOW, 0);
 	if (conn->timeout.tv_sec > 0)
 		bufferevent_set_timeouts(conn->bev, &conn->timeout, NULL);
 	bufferevent_enable(conn->bev, conn->paused ? EV_WRITE : EV_READ | EV_WRITE);
@@ -116,6 +117,8 @@ static void conn_on_write(struct bufferevent *bev, void *arg)
 
 	if (conn->closing && conn_output_flushed(conn))
 		conn_schedule_finish(conn, CONN_CLOSED_BY_US);
+	else if (!conn->closing && conn->cb.on_written != NULL)
+		conn->cb.on_written(conn, conn->ctx);
 }
 
 static void conn_on_under_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,

@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 
+/* A long answer is produced while less than this is waiting to be sent. */
+#define CONN_WRITE_LOW (64 * 1024)
+
 struct event_base;
 struct evbuffer;
 struct conn;
@@ -30,6 +33,9 @@ struct conn_callbacks {
 	void (*on_close)(struct conn *conn, enum conn_close_reason reason, void *ctx);
 	/* Optional: the TLS handshake finished (implicit TLS or STARTTLS). */
 	void (*on_tls)(struct conn *conn, void *ctx);
+	/* Optional: the output buffer has drained (below CONN_WRITE_LOW): time
+	 * to produce more of a long answer that is written piece by piece. */
+	void (*on_written)(struct conn *conn, void *ctx);
 };
 
 /* Takes ownership of fd.  tls not NULL: the connection starts with a TLS

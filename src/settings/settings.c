@@ -118,6 +118,42 @@ static const struct setting_def settings_registry[] = {
         .max = 3600,
         .doc = "how long an SMTP session may wait for the next block of DATA (RFC 5321 4.5.3.2.5)",
     },
+    {
+        .key = "relay.pop_before_smtp_minutes",
+        .type = SETTING_INT,
+        .def = "0",
+        .min = 0,
+        .max = 1440,
+        .doc = "minutes a successful POP3 or IMAP login lets its IP relay through the smtp service (0 = off)",
+    },
+    {
+        .key = "pop3.allow_plaintext_auth",
+        .type = SETTING_BOOL,
+        .def = "no",
+        .doc = "allow USER/PASS and AUTH on POP3 before TLS",
+    },
+    {
+        .key = "pop3.retr_marks_seen",
+        .type = SETTING_BOOL,
+        .def = "yes",
+        .doc = "RETR sets the message's \\Seen flag",
+    },
+    {
+        .key = "pop3.timeout",
+        .type = SETTING_DURATION,
+        .def = "10m",
+        .min = 600,
+        .max = 86400,
+        .doc = "idle time before a POP3 session is closed (RFC 1939: at least 10 minutes)",
+    },
+    {
+        .key = "pop3.max_errors",
+        .type = SETTING_INT,
+        .def = "10",
+        .min = 1,
+        .max = 1000,
+        .doc = "failed commands in one POP3 session before it is closed",
+    },
 };
 
 #define SETTINGS_N (sizeof(settings_registry) / sizeof(settings_registry[0]))

@@ -1,53 +1,24 @@
 /* AUTH (RFC 4954): PLAIN (RFC 4616) and LOGIN, over TLS only.  The
  * password is checked on the work pool (argon2id is slow by design); a
- * failure is answered after a delay that grows per IP and per account. */
+ * failure is answered after a delay that grows per IP and per account
+ * (src/auth/login.h checks the password). */
 #include "smtp/smtp_private.h"
 
 #include <event2/event.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include "auth/password.h"
+#include "auth/login.h"
 #include "auth/throttle.h"
 #include "lib/base64.h"
 #include "lib/conn.h"
 #include "lib/log.h"
 #include "lib/loop.h"
-#include "lib/workpool.h"
 #include "lib/xalloc.h"
 #include "settings/settings.h"
-
-/* A hash of a random password nobody knows, checked when the user does
- * not exist, so that an unknown user costs as much time as a wrong
- * password (no user enumeration by timing).  Made once, on a pool thread. */
-static char smtp_auth_dummy_hash[STORE_HASH_MAX + 1];
-static pthread_once_t smtp_auth_dummy_once = PTHREAD_ONCE_INIT;
-
-static void smtp_auth_dummy_init(void)
-{
-	char password[PASSWORD_GENERATE_SIZE];
-	const char *error;
-
-	if (password_generate(password, sizeof(password)) < 0 ||
-	    password_hash(password, smtp_auth_dummy_hash, sizeof(smtp_auth_dummy_hash),
-			  &error) < 0)
-		smtp_auth_dummy_hash[0] = '\0';
-	explicit_bzero(password, sizeof(password));
-}
-
-struct smtp_auth_job {
-	struct smtp_session *s;
-	char hash[STORE_HASH_MAX + 1];
-	char password[512];
-	char username[STORE_ADDR_MAX + 1];
-	int64_t user_id;
-	bool known; /* the user exists and is enabled */
-	int result;
-};
 
 bool smtp_auth_offered(const struct smtp_session *s)
 {
@@ -91,63 +62,36 @@ static void smtp_auth_failed(struct smtp_session *s, const char *username)
 	evtimer_add(s->delay, &tv);
 }
 
-static void smtp_auth_work(void *arg)
+static void smtp_auth_done(const struct auth_login_result *result, void *ctx)
 {
-	struct smtp_auth_job *job = arg;
+	struct smtp_session *s = ctx;
 
-	pthread_once(&smtp_auth_dummy_once, smtp_auth_dummy_init);
-	job->result = password_verify(job->known ? job->hash : smtp_auth_dummy_hash,
-				      job->password);
-	if (!job->known)
-		job->result = -1;
-	explicit_bzero(job->password, sizeof(job->password));
-}
-
-static void smtp_auth_done(void *arg)
-{
-	struct smtp_auth_job *job = arg;
-	struct smtp_session *s = job->s;
-
-	if (smtp_unref(s)) {
-		if (job->result == 0) {
-			s->authenticated = true;
-			s->auth_user_id = job->user_id;
-			snprintf(s->auth_user, sizeof(s->auth_user), "%s", job->username);
-			auth_throttle_success(s->env->throttle, job->username);
-			log_info("smtp", "s=%s event=auth user=%s mechanism=%s", s->id,
-				 s->auth_user, s->auth.mechanism);
-			smtp_trace(s, "auth", NULL, "success mechanism=%s", s->auth.mechanism);
-			smtp_auth_end(s);
-			smtp_reply(s, 235, "2.7.0", "Authentication successful");
-			smtp_resume(s);
-		} else {
-			smtp_auth_failed(s, job->username);
-		}
+	if (!smtp_unref(s))
+		return;
+	if (result->status == 0) {
+		s->authenticated = true;
+		s->auth_user_id = result->user_id;
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", result->address);
+		auth_throttle_success(s->env->throttle, result->address);
+		log_info("smtp", "s=%s event=auth user=%s mechanism=%s", s->id, s->auth_user,
+			 s->auth.mechanism);
+		smtp_trace(s, "auth", NULL, "success mechanism=%s", s->auth.mechanism);
+		smtp_auth_end(s);
+		smtp_reply(s, 235, "2.7.0", "Authentication successful");
+		smtp_resume(s);
+	} else {
+		smtp_auth_failed(s, result->address);
 	}
-	explicit_bzero(job, sizeof(*job));
-	free(job);
 }
 
 /* Checks username/password off the loop; the reply comes from
  * smtp_auth_done(). */
 static void smtp_auth_check(struct smtp_session *s, const char *username, const char *password)
 {
-	struct smtp_auth_job *job = xcalloc(1, sizeof(*job));
-	struct store_user u;
-
-	job->s = s;
-	snprintf(job->username, sizeof(job->username), "%s", username);
-	snprintf(job->password, sizeof(job->password), "%s", password);
-	if (store_user_get(s->reader, username, &u) == 0 && u.enabled) {
-		job->known = true;
-		job->user_id = u.id;
-		snprintf(job->username, sizeof(job->username), "%s", u.address);
-		snprintf(job->hash, sizeof(job->hash), "%s", u.password_hash);
-	}
-	explicit_bzero(&u, sizeof(u));
 	smtp_enter_state(s, SMTP_STATE_WAIT);
 	smtp_ref(s);
-	workpool_run(s->env->workpool, smtp_auth_work, s->loop, smtp_auth_done, job);
+	auth_login_check(s->env->workpool, s->reader, s->loop, username, password,
+			 smtp_auth_done, s);
 }
 
 /* Decodes a SASL response into buf (NUL-terminated); -1 if not base64. */

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "auth/relay_window.h"
 #include "directory/directory.h"
 #include "lib/conn.h"
 #include "lib/log.h"
@@ -197,6 +199,24 @@ static void smtp_postmaster_address(struct smtp_session *s, char *buf, size_t si
 	free(domains);
 }
 
+/* Relay (a recipient outside our domains) is for authenticated sessions,
+ * and on the MX service for an IP in its POP-before-SMTP window. */
+static bool smtp_may_relay(struct smtp_session *s, const char *address)
+{
+	time_t until;
+
+	if (s->authenticated)
+		return true;
+	if (s->service != SMTP_SERVICE_MX || settings_get_int("relay.pop_before_smtp_minutes") == 0 ||
+	    !relay_window_check(s->env->relay_window, s->peer_ip, time(NULL), &until))
+		return false;
+	log_info("smtp", "s=%s event=relay_allowed ip=%s rcpt=%s reason=pop_before_smtp", s->id,
+		 s->peer_ip, address);
+	smtp_trace(s, "relay", address, "allowed by POP-before-SMTP (window until %lld)",
+		   (long long)until);
+	return true;
+}
+
 void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	char address[STORE_ADDR_MAX + 1];
@@ -212,7 +232,7 @@ void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		address_format(&cmd->path.addr, address, sizeof(address));
 	if (directory_resolve(s->reader, address, &res) < 0) {
 		smtp_rcpt_rejected(s, address, &res);
-	} else if (res.status == DIRECTORY_REMOTE && !s->authenticated) {
+	} else if (res.status == DIRECTORY_REMOTE && !smtp_may_relay(s, address)) {
 		smtp_trace(s, "rcpt", address, "rejected 554 5.7.1: relay access denied");
 		smtp_error(s, 554, "5.7.1", "<%s>: Relay access denied", address);
 	} else if (smtp_rcpt_over_quota(s, &res)) {

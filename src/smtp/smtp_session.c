@@ -252,7 +252,9 @@ static void smtp_command_line(struct smtp_session *s, const char *line, size_t l
 		smtp_error(s, r->code, r->enhanced, "%s", error != NULL ? error : r->text);
 		return;
 	}
-	if (len > smtp_line_max(cmd.verb)) {
+	/* The limits count the CRLF, which len does not (RFC 5321 4.5.3.1.4:
+	 * 512 octets "including the command word and the <CRLF>"). */
+	if (len + 2 > smtp_line_max(cmd.verb)) {
 		smtp_error(s, 500, "5.5.2", "Error: line too long");
 		return;
 	}

@@ -15,6 +15,7 @@
 
 struct auth_throttle;
 struct iplimit;
+struct relay_window;
 struct loop;
 struct pipeline;
 struct store;
@@ -37,6 +38,7 @@ struct smtp_env {
 	struct workpool *workpool;
 	struct auth_throttle *throttle;
 	struct iplimit *iplimit;
+	struct relay_window *relay_window; /* POP-before-SMTP */
 };
 
 /* Called once when the session has ended (its connection is closed). */

@@ -441,6 +441,20 @@ static int blob_read_fail(struct blob_reader *r, uint32_t segment, uint64_t offs
 	return -1;
 }
 
+int blob_read_range(struct blob_reader *r, uint32_t segment, uint64_t offset, uint64_t pos,
+		    void *buf, size_t len, const char **error_r)
+{
+	int fd = blob_reader_fd(r, segment), ret;
+
+	*error_r = r->error;
+	if (fd < 0)
+		return -1;
+	if ((ret = blob_pread_all(fd, buf, len, offset + BLOB_HEADER_LEN + pos)) != 0)
+		return blob_read_fail(r, segment, offset, ret < 0 ? strerror(errno) : "truncated",
+				      NULL);
+	return 0;
+}
+
 int blob_read(struct blob_reader *r, uint32_t segment, uint64_t offset, uint64_t size,
 	      const uint8_t sha256[BLOB_SHA256_LEN], void **data_r, const char **error_r)
 {

@@ -70,6 +70,11 @@ void blob_reader_free(struct blob_reader **r);
 /* Reads the record at (segment, offset) into a malloc'd buffer of size
  * bytes, checking its header against size and sha256 and the data against
  * sha256.  error_r is valid until the next call on r. */
+/* Reads len bytes of the data of the record at offset, from position pos
+ * within the data (pos + len within its size), unverified: a caller that
+ * streams a blob hashes what it read and compares at the end.  0 or -1. */
+int blob_read_range(struct blob_reader *r, uint32_t segment, uint64_t offset, uint64_t pos,
+		    void *buf, size_t len, const char **error_r);
 int blob_read(struct blob_reader *r, uint32_t segment, uint64_t offset, uint64_t size,
 	      const uint8_t sha256[BLOB_SHA256_LEN], void **data_r, const char **error_r);
 

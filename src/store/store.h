@@ -50,7 +50,7 @@ struct store_reader;
 #define STORE_VALUE_MAX 4095
 
 /* Schema version this binary writes; a data dir with a newer one is refused. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 enum store_err {
 	STORE_OK = 0,
@@ -327,6 +327,112 @@ void store_mailbox_create(struct store *s, int64_t user_id, const char *name,
 			  enum store_special_use special_use, struct loop *loop,
 			  store_done_cb *cb, void *ctx);
 
+/* Mailbox changes for IMAP and POP3.  A request that changes messages of a
+ * mailbox takes one new modseq there, the mailbox's highestmodseq + 1, for
+ * every message it changes (RFC 7162 allows one value per request); a
+ * request that changes nothing takes none.  Each write that changes a
+ * mailbox notifies its watchers (store_watch) after the commit.  uids may
+ * come in any order and repeat: each distinct uid counts once, in ascending
+ * order; uids not in the mailbox are skipped, not an error.  reply->id is
+ * the mailbox's highestmodseq after the change (store_copy: see there). */
+
+/* Renames the mailbox and its children ("a" to "x": "a/b" becomes "x/b").
+ * STORE_ERR_EXISTS when a new name is taken (INBOX in any case is taken);
+ * STORE_ERR_INVALID for INBOX itself (RFC 3501's INBOX rename moves the
+ * messages: store_copy with move) and for a rename into its own subtree.
+ * No modseq changes; the watchers of every renamed mailbox are told. */
+void store_mailbox_rename(struct store *s, int64_t mailbox_id, const char *new_name,
+			  struct loop *loop, store_done_cb *cb, void *ctx);
+/* Deletes the mailbox, its messages (blob references, counters and the
+ * user's usage go with them) and its expunge records.  Children stay.  INBOX
+ * cannot be deleted (STORE_ERR_INVALID).  Watchers are told with the last
+ * highestmodseq; store_mailbox_get_by_id then finds nothing. */
+void store_mailbox_delete(struct store *s, int64_t mailbox_id, struct loop *loop,
+			  store_done_cb *cb, void *ctx);
+/* No modseq change, no notification. */
+void store_mailbox_subscribe(struct store *s, int64_t mailbox_id, bool subscribed,
+			     struct loop *loop, store_done_cb *cb, void *ctx);
+
+enum store_flags_mode {
+	STORE_FLAGS_ADD,
+	STORE_FLAGS_REMOVE,
+	STORE_FLAGS_REPLACE,
+};
+
+/* STORE: changes flags (enum store_flag bits) and keywords (space-separated,
+ * case-insensitive as IMAP keywords are) of the messages with the given
+ * uids.  Keywords are kept as a set: each word once, in the spelling first
+ * seen (a message's own before the request's), in the order added; at most
+ * 511 bytes in all (else STORE_ERR_INVALID, nothing changed).  Checking
+ * them (atoms, no "\") is the caller's.
+ * With unchangedsince > 0 (CONDSTORE), a message whose modseq is greater is
+ * not changed and is listed in reply->delivered with status -1, err
+ * STORE_ERR_INVALID and its current modseq (RFC 7162's "modified" set);
+ * UNCHANGEDSINCE 0 is the caller's to answer.  Messages whose flags and
+ * keywords end up the same (as sets) are not changed, get no new modseq and
+ * are not listed.  reply->delivered: one entry per changed (status 0, the
+ * new modseq) or refused message, ascending uid. */
+struct store_flags_change {
+	int64_t mailbox_id;
+	const uint32_t *uids;
+	size_t n_uids;
+	enum store_flags_mode mode;
+	uint32_t flags;
+	const char *keywords; /* NULL or "" for none */
+	uint64_t unchangedsince;
+	const struct store_trace_event *events; /* committed with the change */
+	size_t n_events;
+};
+void store_flags_set(struct store *s, const struct store_flags_change *c, struct loop *loop,
+		     store_done_cb *cb, void *ctx);
+
+/* EXPUNGE (and POP3's DELE at QUIT): removes the messages with the given
+ * uids; their space leaves the mailbox's counters and the user's quota;
+ * blob references drop.  Each expunged uid is remembered with the modseq of
+ * its removal (store_expunged_since, for QRESYNC VANISHED).
+ * reply->delivered: one entry per expunged uid, ascending, with that
+ * modseq. */
+void store_expunge(struct store *s, int64_t mailbox_id, const uint32_t *uids, size_t n_uids,
+		   const struct store_trace_event *events, size_t n_events, struct loop *loop,
+		   store_done_cb *cb, void *ctx);
+
+/* COPY / MOVE: the messages with the given uids get new uids in the target
+ * mailbox, in ascending source uid order (same blob, flags, keywords,
+ * internaldate, size and cached envelope/bodystructure; one new modseq in
+ * the target); with move they are expunged from the source in the same
+ * transaction (remembered for VANISHED; the source's highestmodseq bumps).
+ * The target user's quota applies to the whole copy (a move within one user
+ * adds nothing): STORE_ERR_QUOTA fails the request and changes nothing.
+ * reply->delivered: one entry per distinct requested uid, ascending, so
+ * that entry i pairs with the i-th source uid for COPYUID (RFC 4315):
+ * status 0 with mailbox_id = target, uid = new uid and modseq; status -1,
+ * STORE_ERR_NOT_FOUND for a uid not in the source.  reply->id is the
+ * target's uidvalidity. */
+void store_copy(struct store *s, int64_t from_mailbox, const uint32_t *uids, size_t n_uids,
+		int64_t to_mailbox, bool move, const struct store_trace_event *events,
+		size_t n_events, struct loop *loop, store_done_cb *cb, void *ctx);
+
+/* The notifier: after each commit that changed mailbox_id (delivery, flags,
+ * expunge, copy or move into or out of it, rename, delete, its user's
+ * deletion), cb runs on loop with the mailbox's highestmodseq after that
+ * commit.  Calls coalesce: while one is queued and not yet run, later
+ * commits only raise the value it reports, so one call may stand for
+ * several commits, and a value may repeat (rename and delete change no
+ * modseq).  cb should re-read what it needs (store_mailbox_get_by_id,
+ * store_message_changed, store_expunged_since).  To miss nothing, watch
+ * first, then read the mailbox's state.
+ *
+ * store_watch: any thread; loop must not be NULL.  store_unwatch: on loop's
+ * thread (from cb too), or after that loop has stopped; after it returns cb
+ * is never called again, even for a change already committed and posted to
+ * the loop but not yet run.  Sets *watch to NULL.  Every watch must be
+ * unwatched before store_close. */
+typedef void store_watch_cb(int64_t mailbox_id, uint64_t highestmodseq, void *ctx);
+struct store_watch;
+struct store_watch *store_watch(struct store *s, int64_t mailbox_id, struct loop *loop,
+				store_watch_cb *cb, void *ctx);
+void store_unwatch(struct store *s, struct store_watch **watch);
+
 /* Delivery: one message, stored once (content-addressed, deduplicated), one
  * mailbox entry per local recipient and one queue entry per remote
  * recipient (queue entries need envelope).  A recipient names a user and a mailbox
@@ -430,6 +536,16 @@ int store_mailbox_get(struct store_reader *r, int64_t user_id, const char *name,
  * (0: no limit). */
 int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t first_uid,
 		       size_t limit, struct store_message **list_r, size_t *n_r);
+int store_mailbox_get_by_id(struct store_reader *r, int64_t mailbox_id,
+			    struct store_mailbox *m_r);
+/* Messages of a mailbox whose modseq > since (CONDSTORE/QRESYNC), in uid
+ * order; the list is freed with free(). */
+int store_message_changed(struct store_reader *r, int64_t mailbox_id, uint64_t since,
+			  struct store_message **list_r, size_t *n_r);
+/* uids expunged from a mailbox with modseq > since, ascending; the list is
+ * freed with free().  Kept until the mailbox is deleted. */
+int store_expunged_since(struct store_reader *r, int64_t mailbox_id, uint64_t since,
+			 uint32_t **uids_r, size_t *n_r);
 /* Reads a message's bytes (malloc'd) by blob id. */
 int store_blob_read(struct store_reader *r, int64_t blob_id, void **data_r, size_t *size_r,
 		    const char **error_r);
@@ -438,6 +554,19 @@ int store_blob_read(struct store_reader *r, int64_t blob_id, void **data_r, size
  * (state < 0: any), oldest first, at most limit (0: no limit). */
 int store_queue_list(struct store_reader *r, const char *queue_id, int state, size_t limit,
 		     struct store_queue_entry **list_r, size_t *n_r);
+
+/* Streaming a message's bytes in pieces, so that a big message is never
+ * held whole (POP3 RETR, IMAP FETCH of a large body).  The stream belongs
+ * to the reader's thread.  store_blob_stream_read returns the bytes read
+ * (0 at the end) or -1; at the end the content is checked against its
+ * SHA-256 and a mismatch is an error (-1) instead of 0. */
+struct store_blob_stream;
+int store_blob_stream_open(struct store_reader *r, int64_t blob_id,
+			   struct store_blob_stream **stream_r, uint64_t *size_r,
+			   const char **error_r);
+long store_blob_stream_read(struct store_blob_stream *stream, void *buf, size_t size,
+			    const char **error_r);
+void store_blob_stream_close(struct store_blob_stream **stream);
 
 /* Trace events matching the non-empty fields of filter (queue_id,
  * message_id, account, client_ip, sender, rcpt), newest last. */

@@ -1,6 +1,8 @@
 /* Unit tests for the store (SQLite backend) against a real database in a
  * temporary data dir: directory rules, delivery, quota, deletion, reopen,
- * schema versions, group commit, flush failures, callbacks on loops. */
+ * schema versions, group commit, flush failures, callbacks on loops,
+ * mailbox changes (rename, delete, flags, expunge, copy/move) and the
+ * notifier. */
 #include "store/store.h"
 
 #include <pthread.h>
@@ -892,6 +894,712 @@ static void test_store_trace(void)
 	t_teardown();
 }
 
+/* ---- mailbox changes ---------------------------------------------------- */
+
+/* One message with the given body into a user's mailbox (0: INBOX). */
+static uint32_t t_put(int64_t user_id, int64_t mailbox_id, const char *body)
+{
+	struct store_rcpt rcpt = { .user_id = user_id, .mailbox_id = mailbox_id };
+
+	CHECK_INT(t_deliver(body, &rcpt, 1), STORE_OK);
+	CHECK_INT(t_delivered[0].status, 0);
+	return t_delivered[0].uid;
+}
+
+static struct store_message t_message(int64_t mailbox_id, uint32_t uid)
+{
+	struct store_message m, *list;
+	size_t n;
+
+	memset(&m, 0, sizeof(m));
+	CHECK(store_message_list(t_r, mailbox_id, uid, 1, &list, &n) == 0);
+	if (n == 1 && list[0].uid == uid)
+		m = list[0];
+	free(list);
+	return m;
+}
+
+static struct store_mailbox t_mailbox_id(int64_t id)
+{
+	struct store_mailbox m;
+
+	memset(&m, 0, sizeof(m));
+	CHECK(store_mailbox_get_by_id(t_r, id, &m) == 0);
+	return m;
+}
+
+static uint64_t t_used(int64_t user_id)
+{
+	struct store_user u;
+
+	memset(&u, 0, sizeof(u));
+	CHECK(store_user_get_by_id(t_r, user_id, &u) == 0);
+	return u.used;
+}
+
+static enum store_err t_flags(int64_t mailbox_id, const uint32_t *uids, size_t n,
+			      enum store_flags_mode mode, uint32_t flags, const char *keywords,
+			      uint64_t unchangedsince)
+{
+	struct store_flags_change c = { .mailbox_id = mailbox_id, .uids = uids, .n_uids = n,
+					.mode = mode, .flags = flags, .keywords = keywords,
+					.unchangedsince = unchangedsince };
+
+	return T(store_flags_set(t_s, &c, SYNC));
+}
+
+static int64_t t_create(int64_t user_id, const char *name)
+{
+	CHECK_INT(T(store_mailbox_create(t_s, user_id, name, STORE_SPECIAL_NONE, SYNC)),
+		  STORE_OK);
+	return t_id;
+}
+
+static void test_store_mailbox_rename(void)
+{
+	struct store_mailbox m;
+	int64_t user, a, ab, abc, other, pq, pqq;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	a = t_create(user, "a");
+	ab = t_create(user, "a/b");
+	abc = t_create(user, "a/b/c");
+	other = t_create(user, "ab");
+	t_put(user, ab, "kept across the rename");
+	CHECK_INT(T(store_mailbox_rename(t_s, a, "x", SYNC)), STORE_OK);
+	CHECK_INT(t_mailbox(user, "x").id, a);
+	CHECK_INT(t_mailbox(user, "x/b").id, ab);
+	CHECK_INT(t_mailbox(user, "x/b/c").id, abc);
+	CHECK_INT(t_mailbox(user, "ab").id, other); /* "ab" is no child of "a" */
+	CHECK(store_mailbox_get(t_r, user, "a/b", &m) < 0);
+	m = t_mailbox_id(ab);
+	CHECK_INT(m.messages, 1);
+	CHECK_INT(t_message(ab, 1).uid, 1);
+	/* Taken names, for the mailbox or a child; nothing moves then. */
+	CHECK_INT(T(store_mailbox_rename(t_s, a, "Sent", SYNC)), STORE_ERR_EXISTS);
+	CHECK_INT(T(store_mailbox_rename(t_s, a, "inbox", SYNC)), STORE_ERR_EXISTS);
+	t_create(user, "y/b/c");
+	CHECK_INT(T(store_mailbox_rename(t_s, a, "y", SYNC)), STORE_ERR_EXISTS);
+	CHECK_STR(t_error, "mailbox y/b/c already exists");
+	CHECK_INT(t_mailbox(user, "x/b").id, ab);
+	CHECK(store_mailbox_get(t_r, user, "y", &m) < 0);
+	/* INBOX stays; nothing goes into its own subtree. */
+	CHECK_INT(T(store_mailbox_rename(t_s, t_mailbox(user, "INBOX").id, "Old", SYNC)),
+		  STORE_ERR_INVALID);
+	CHECK_INT(T(store_mailbox_rename(t_s, a, "x/z", SYNC)), STORE_ERR_INVALID);
+	CHECK_INT(T(store_mailbox_rename(t_s, a, "", SYNC)), STORE_ERR_INVALID);
+	CHECK_INT(T(store_mailbox_rename(t_s, 987654, "z", SYNC)), STORE_ERR_NOT_FOUND);
+	/* Up the tree: "p/q" to "p" while its child "p/q/q" becomes "p/q". */
+	pq = t_create(user, "p/q");
+	pqq = t_create(user, "p/q/q");
+	CHECK_INT(T(store_mailbox_rename(t_s, pq, "p", SYNC)), STORE_OK);
+	CHECK_INT(t_mailbox(user, "p").id, pq);
+	CHECK_INT(t_mailbox(user, "p/q").id, pqq);
+	t_teardown();
+}
+
+static void test_store_mailbox_delete(void)
+{
+	struct store_mailbox m;
+	int64_t user, work, child;
+	uint32_t uid;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	work = t_create(user, "Work");
+	child = t_create(user, "Work/Old");
+	t_put(user, 0, "shared body");     /* 11 bytes */
+	t_put(user, work, "shared body");  /* same blob */
+	uid = t_put(user, work, "work only"); /* 9 bytes */
+	t_put(user, work, "gone before");  /* 11 bytes, expunged */
+	CHECK_INT(T(store_expunge(t_s, work, &(uint32_t){ 3 }, 1, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(uid, 2);
+	CHECK_INT(t_used(user), 31);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE size = 11 AND refcount > 0"), 2);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM expunged"), 1);
+	CHECK_INT(T(store_mailbox_delete(t_s, work, SYNC)), STORE_OK);
+	CHECK(store_mailbox_get_by_id(t_r, work, &m) < 0);
+	CHECK_INT(t_mailbox_id(child).id, child);
+	CHECK_INT(t_used(user), 11);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM messages"), 1);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM expunged"), 0);
+	CHECK_INT(t_sql_int("SELECT SUM(refcount) FROM blobs"), 1);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE size = 9"), 0);
+	CHECK_INT(T(store_mailbox_delete(t_s, work, SYNC)), STORE_ERR_NOT_FOUND);
+	CHECK_INT(T(store_mailbox_delete(t_s, t_mailbox(user, "INBOX").id, SYNC)),
+		  STORE_ERR_INVALID);
+	CHECK_INT(t_mailbox(user, "INBOX").messages, 1);
+	/* Subscriptions. */
+	CHECK(t_mailbox_id(child).subscribed);
+	CHECK_INT(T(store_mailbox_subscribe(t_s, child, false, SYNC)), STORE_OK);
+	CHECK(!t_mailbox_id(child).subscribed);
+	CHECK_INT(T(store_mailbox_subscribe(t_s, work, true, SYNC)), STORE_ERR_NOT_FOUND);
+	/* A user with expunge records can still be deleted. */
+	CHECK_INT(T(store_expunge(t_s, t_mailbox(user, "INBOX").id, &(uint32_t){ 1 }, 1, NULL, 0,
+				  SYNC)),
+		  STORE_OK);
+	CHECK_INT(T(store_user_del(t_s, user, SYNC)), STORE_OK);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM expunged"), 0);
+	t_teardown();
+}
+
+static void test_store_flags(void)
+{
+	const uint32_t both[] = { 2, 1, 99, 1 };
+	struct store_trace_event ev = { 0 };
+	struct store_flags_change c = { 0 };
+	struct store_message m;
+	int64_t user, box;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	box = t_mailbox(user, "INBOX").id;
+	t_put(user, 0, "one");
+	t_put(user, 0, "two"); /* highestmodseq 2 */
+	/* ADD: repeated and unknown uids count once or not at all; keywords
+	 * are a set, the first spelling kept. */
+	CHECK_INT(t_flags(box, both, 4, STORE_FLAGS_ADD, STORE_FLAG_SEEN, " $Junk  foo $junk ", 0),
+		  STORE_OK);
+	CHECK_INT(t_id, 3);
+	CHECK_INT(t_n_delivered, 2);
+	CHECK(t_delivered[0].status == 0 && t_delivered[0].uid == 1 && t_delivered[0].modseq == 3);
+	CHECK(t_delivered[1].status == 0 && t_delivered[1].uid == 2 && t_delivered[1].modseq == 3);
+	m = t_message(box, 1);
+	CHECK_INT(m.flags, STORE_FLAG_SEEN);
+	CHECK_STR(m.keywords, "$Junk foo");
+	CHECK_INT(m.modseq, 3);
+	CHECK_INT(t_flags(box, both, 1, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED, "FOO bar", 0),
+		  STORE_OK);
+	m = t_message(box, 2);
+	CHECK_INT(m.flags, STORE_FLAG_SEEN | STORE_FLAG_FLAGGED);
+	CHECK_STR(m.keywords, "$Junk foo bar");
+	CHECK_INT(m.modseq, 4);
+	/* REMOVE, case-insensitively. */
+	CHECK_INT(t_flags(box, both, 1, STORE_FLAGS_REMOVE, STORE_FLAG_SEEN, "$JUNK nothere", 0),
+		  STORE_OK);
+	m = t_message(box, 2);
+	CHECK_INT(m.flags, STORE_FLAG_FLAGGED);
+	CHECK_STR(m.keywords, "foo bar");
+	CHECK_INT(m.modseq, 5);
+	/* REPLACE; bits outside the system flags are dropped. */
+	CHECK_INT(t_flags(box, &both[1], 1, STORE_FLAGS_REPLACE,
+			  STORE_FLAG_DRAFT | STORE_FLAG_ANSWERED | 0x100, "x", 0),
+		  STORE_OK);
+	m = t_message(box, 1);
+	CHECK_INT(m.flags, STORE_FLAG_DRAFT | STORE_FLAG_ANSWERED);
+	CHECK_STR(m.keywords, "x");
+	CHECK_INT(m.modseq, 6);
+	CHECK_INT(t_message(box, 2).modseq, 5);
+	CHECK_INT(t_mailbox_id(box).highestmodseq, 6);
+	/* Events go with the change. */
+	snprintf(ev.event, sizeof(ev.event), "flags");
+	snprintf(ev.account, sizeof(ev.account), "bob@x.test");
+	c = (struct store_flags_change){ .mailbox_id = box, .uids = both, .n_uids = 1,
+					 .mode = STORE_FLAGS_ADD, .flags = STORE_FLAG_DELETED,
+					 .events = &ev, .n_events = 1 };
+	CHECK_INT(T(store_flags_set(t_s, &c, SYNC)), STORE_OK);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM trace WHERE event = 'flags'"), 1);
+	c.mailbox_id = 424242;
+	CHECK_INT(T(store_flags_set(t_s, &c, SYNC)), STORE_ERR_NOT_FOUND);
+	t_teardown();
+}
+
+/* No real change, no new modseq; store_message_changed sees real ones. */
+static void test_store_flags_modseq(void)
+{
+	const uint32_t uids[] = { 1, 2, 3 };
+	struct store_message *list;
+	int64_t user, box;
+	size_t n;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	box = t_mailbox(user, "INBOX").id;
+	for (int i = 0; i < 3; i++)
+		t_put(user, 0, i == 0 ? "a" : i == 1 ? "b" : "c");
+	CHECK_INT(t_flags(box, uids, 1, STORE_FLAGS_ADD, STORE_FLAG_SEEN, "Work todo", 0),
+		  STORE_OK);
+	CHECK_INT(t_id, 4);
+	/* The same again, a REMOVE of what is not there, a REPLACE with the
+	 * same set in other letters and order: nothing changes. */
+	CHECK_INT(t_flags(box, uids, 1, STORE_FLAGS_ADD, STORE_FLAG_SEEN, "work", 0), STORE_OK);
+	CHECK_INT(t_n_delivered, 0);
+	CHECK_INT(t_id, 4);
+	CHECK_INT(t_flags(box, uids, 1, STORE_FLAGS_REMOVE, STORE_FLAG_DRAFT, "other", 0),
+		  STORE_OK);
+	CHECK_INT(t_flags(box, uids, 1, STORE_FLAGS_REPLACE, STORE_FLAG_SEEN, "TODO work", 0),
+		  STORE_OK);
+	CHECK_INT(t_n_delivered, 0);
+	CHECK_INT(t_mailbox_id(box).highestmodseq, 4);
+	CHECK_INT(t_message(box, 1).modseq, 4);
+	CHECK_STR(t_message(box, 1).keywords, "Work todo");
+	/* Of three, only the one that changes takes the new modseq. */
+	CHECK_INT(t_flags(box, uids, 3, STORE_FLAGS_REMOVE, STORE_FLAG_SEEN, NULL, 0), STORE_OK);
+	CHECK_INT(t_n_delivered, 1);
+	CHECK(t_delivered[0].uid == 1 && t_delivered[0].modseq == 5);
+	CHECK_INT(t_message(box, 2).modseq, 2);
+	CHECK(store_message_changed(t_r, box, 2, &list, &n) == 0);
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_INT(list[0].uid, 1);
+		CHECK_INT(list[0].modseq, 5);
+		CHECK_INT(list[1].uid, 3);
+	}
+	free(list);
+	CHECK(store_message_changed(t_r, box, 5, &list, &n) == 0);
+	CHECK_INT(n, 0);
+	free(list);
+	t_teardown();
+}
+
+/* RFC 7162 3.1.3: messages changed since UNCHANGEDSINCE are left alone. */
+static void test_store_flags_unchangedsince(void)
+{
+	const uint32_t uids[] = { 3, 2, 1 };
+	int64_t user, box;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	box = t_mailbox(user, "INBOX").id;
+	for (int i = 0; i < 3; i++)
+		t_put(user, 0, i == 0 ? "a" : i == 1 ? "b" : "c"); /* modseqs 1, 2, 3 */
+	CHECK_INT(t_flags(box, uids, 3, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED, NULL, 2), STORE_OK);
+	CHECK_INT(t_id, 4);
+	CHECK_INT(t_n_delivered, 3);
+	CHECK(t_delivered[0].status == 0 && t_delivered[0].uid == 1 && t_delivered[0].modseq == 4);
+	CHECK(t_delivered[1].status == 0 && t_delivered[1].uid == 2);
+	CHECK_INT(t_delivered[2].status, -1);
+	CHECK_INT(t_delivered[2].uid, 3);
+	CHECK_INT(t_delivered[2].modseq, 3);
+	CHECK_INT(t_message(box, 3).flags, 0);
+	CHECK_INT(t_message(box, 3).modseq, 3);
+	CHECK_INT(t_message(box, 1).flags, STORE_FLAG_FLAGGED);
+	/* Everything refused: no new modseq. */
+	CHECK_INT(t_flags(box, uids, 3, STORE_FLAGS_ADD, STORE_FLAG_SEEN, NULL, 1), STORE_OK);
+	CHECK_INT(t_n_delivered, 3);
+	for (size_t i = 0; i < 3; i++)
+		CHECK_INT(t_delivered[i].status, -1);
+	CHECK_INT(t_id, 4);
+	CHECK_INT(t_mailbox_id(box).highestmodseq, 4);
+	t_teardown();
+}
+
+static void test_store_expunge(void)
+{
+	const uint32_t uids[] = { 3, 1, 99, 1 };
+	struct store_mailbox m;
+	uint32_t *gone;
+	int64_t user, box;
+	size_t n;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	box = t_mailbox(user, "INBOX").id;
+	t_put(user, 0, "first");  /* 5 bytes */
+	t_put(user, 0, "second"); /* 6 */
+	t_put(user, 0, "first");  /* the same blob */
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE size = 5"), 2);
+	CHECK_INT(T(store_expunge(t_s, box, uids, 4, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 4);
+	CHECK_INT(t_n_delivered, 2);
+	CHECK(t_delivered[0].uid == 1 && t_delivered[0].modseq == 4 && t_delivered[0].status == 0);
+	CHECK(t_delivered[1].uid == 3 && t_delivered[1].modseq == 4);
+	m = t_mailbox_id(box);
+	CHECK_INT(m.messages, 1);
+	CHECK_INT(m.size, 6);
+	CHECK_INT(m.highestmodseq, 4);
+	CHECK_INT(m.uidnext, 4);
+	CHECK_INT(t_used(user), 6);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE size = 5"), 0);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE size = 6"), 1);
+	CHECK(store_expunged_since(t_r, box, 0, &gone, &n) == 0);
+	CHECK_INT(n, 2);
+	if (n == 2)
+		CHECK(gone[0] == 1 && gone[1] == 3);
+	free(gone);
+	CHECK(store_expunged_since(t_r, box, 4, &gone, &n) == 0);
+	CHECK_INT(n, 0);
+	free(gone);
+	/* Nothing to expunge: no modseq; then the last one. */
+	CHECK_INT(T(store_expunge(t_s, box, uids, 2, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_n_delivered, 0);
+	CHECK_INT(t_id, 4);
+	CHECK_INT(T(store_expunge(t_s, box, &(uint32_t){ 2 }, 1, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 5);
+	CHECK(store_expunged_since(t_r, box, 4, &gone, &n) == 0);
+	CHECK(n == 1 && gone[0] == 2);
+	free(gone);
+	m = t_mailbox_id(box);
+	CHECK(m.messages == 0 && m.size == 0);
+	CHECK_INT(t_used(user), 0);
+	CHECK_INT(T(store_expunge(t_s, 424242, uids, 1, NULL, 0, SYNC)), STORE_ERR_NOT_FOUND);
+	t_teardown();
+}
+
+static void test_store_copy_move(void)
+{
+	const uint32_t uids[] = { 2, 7, 1 };
+	struct store_message m;
+	struct store_mailbox src, dst;
+	uint32_t *gone;
+	int64_t user, inbox, dest;
+	size_t n;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	inbox = t_mailbox(user, "INBOX").id;
+	dest = t_create(user, "Dest");
+	t_put(user, dest, "already there"); /* Dest uid 1 */
+	t_put(user, 0, "one");              /* 3 bytes */
+	t_put(user, 0, "three");            /* 5 bytes */
+	CHECK_INT(t_flags(inbox, uids, 1, STORE_FLAGS_ADD, STORE_FLAG_SEEN, "kw", 0), STORE_OK);
+	CHECK_INT(t_used(user), 21);
+	/* COPY: one entry per distinct uid, ascending; 7 is not there. */
+	CHECK_INT(T(store_copy(t_s, inbox, uids, 3, dest, false, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_id, t_mailbox_id(dest).uidvalidity);
+	CHECK_INT(t_n_delivered, 3);
+	CHECK(t_delivered[0].status == 0 && t_delivered[0].uid == 2 &&
+	      t_delivered[0].mailbox_id == dest && t_delivered[0].modseq == 2);
+	CHECK(t_delivered[1].status == 0 && t_delivered[1].uid == 3);
+	CHECK_INT(t_delivered[2].status, -1);
+	CHECK_INT(t_delivered[2].err, STORE_ERR_NOT_FOUND);
+	m = t_message(dest, 3);
+	CHECK_INT(m.flags, STORE_FLAG_SEEN);
+	CHECK_STR(m.keywords, "kw");
+	CHECK_INT(m.size, 5);
+	CHECK_INT(m.blob_id, t_message(inbox, 2).blob_id);
+	CHECK_INT(m.internaldate, t_message(inbox, 2).internaldate);
+	dst = t_mailbox_id(dest);
+	CHECK(dst.messages == 3 && dst.size == 21 && dst.uidnext == 4 && dst.highestmodseq == 2);
+	CHECK_INT(t_used(user), 29);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE size = 5"), 2);
+	src = t_mailbox_id(inbox);
+	CHECK(src.messages == 2 && src.highestmodseq == 3);
+	/* MOVE: the source loses them (VANISHED), the blob count nets zero. */
+	CHECK_INT(T(store_copy(t_s, inbox, uids, 3, dest, true, NULL, 0, SYNC)), STORE_OK);
+	CHECK(t_delivered[0].uid == 4 && t_delivered[1].uid == 5 && t_delivered[1].modseq == 3);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE size = 5"), 2);
+	CHECK_INT(t_used(user), 29);
+	src = t_mailbox_id(inbox);
+	CHECK(src.messages == 0 && src.size == 0 && src.highestmodseq == 4);
+	CHECK(store_expunged_since(t_r, inbox, 3, &gone, &n) == 0);
+	CHECK(n == 2 && gone[0] == 1 && gone[1] == 2);
+	free(gone);
+	CHECK_INT(t_mailbox_id(dest).messages, 5);
+	CHECK_INT(T(store_copy(t_s, inbox, uids, 3, 424242, false, NULL, 0, SYNC)),
+		  STORE_ERR_NOT_FOUND);
+	t_teardown();
+}
+
+/* Over the target's quota the whole request fails and changes nothing. */
+static void test_store_copy_quota(void)
+{
+	const uint32_t uids[] = { 1, 2 };
+	struct store_mailbox a_box, b_box;
+	int64_t a, b, a_inbox, b_inbox;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	a = t_user_add("a@x.test", 0);
+	b = t_user_add("b@x.test", 12);
+	a_inbox = t_mailbox(a, "INBOX").id;
+	b_inbox = t_mailbox(b, "INBOX").id;
+	t_put(a, 0, "0123456789");
+	t_put(a, 0, "abcde");
+	/* 15 bytes into a 12-byte quota: neither message goes. */
+	CHECK_INT(T(store_copy(t_s, a_inbox, uids, 2, b_inbox, true, NULL, 0, SYNC)),
+		  STORE_ERR_QUOTA);
+	CHECK_INT(t_n_delivered, 0);
+	b_box = t_mailbox_id(b_inbox);
+	CHECK(b_box.messages == 0 && b_box.uidnext == 1 && b_box.highestmodseq == 0);
+	a_box = t_mailbox_id(a_inbox);
+	CHECK(a_box.messages == 2 && a_box.highestmodseq == 2);
+	CHECK_INT(t_used(a), 15);
+	CHECK_INT(t_used(b), 0);
+	CHECK_INT(t_sql_int("SELECT SUM(refcount) FROM blobs"), 2);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM expunged"), 0);
+	/* One fits; a move between users carries the usage along. */
+	CHECK_INT(T(store_copy(t_s, a_inbox, uids, 1, b_inbox, true, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_used(a), 5);
+	CHECK_INT(t_used(b), 10);
+	/* A move within one user adds nothing, so a full quota does not stop it. */
+	CHECK_INT(T(store_user_set_quota(t_s, a, 5, SYNC)), STORE_OK);
+	CHECK_INT(T(store_copy(t_s, a_inbox, &uids[1], 1, t_mailbox(a, "Trash").id, false, NULL,
+			       0, SYNC)),
+		  STORE_ERR_QUOTA);
+	CHECK_INT(T(store_copy(t_s, a_inbox, &uids[1], 1, t_mailbox(a, "Trash").id, true, NULL, 0,
+			       SYNC)),
+		  STORE_OK);
+	CHECK_INT(t_used(a), 5);
+	t_teardown();
+}
+
+/* ---- the notifier ------------------------------------------------------- */
+
+struct t_watcher {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct loop *loop;
+	struct store_watch *w;
+	unsigned calls, off_loop;
+	int64_t mailbox_id;
+	uint64_t modseq;
+};
+
+static void t_watcher_init(struct t_watcher *tw, struct loop *loop)
+{
+	memset(tw, 0, sizeof(*tw));
+	pthread_mutex_init(&tw->lock, NULL);
+	pthread_cond_init(&tw->cond, NULL);
+	tw->loop = loop;
+}
+
+static void t_watcher_deinit(struct t_watcher *tw)
+{
+	pthread_mutex_destroy(&tw->lock);
+	pthread_cond_destroy(&tw->cond);
+}
+
+static void t_watch_cb(int64_t mailbox_id, uint64_t highestmodseq, void *ctx)
+{
+	struct t_watcher *tw = ctx;
+
+	pthread_mutex_lock(&tw->lock);
+	tw->calls++;
+	tw->off_loop += loop_current() != tw->loop;
+	tw->mailbox_id = mailbox_id;
+	tw->modseq = highestmodseq;
+	pthread_cond_broadcast(&tw->cond);
+	pthread_mutex_unlock(&tw->lock);
+}
+
+/* Waits (5 s at most) for a call reporting at least modseq; the value last
+ * reported. */
+static uint64_t t_watch_wait(struct t_watcher *tw, unsigned calls, uint64_t modseq)
+{
+	struct timespec until;
+	uint64_t got;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&tw->lock);
+	while ((tw->calls < calls || tw->modseq < modseq) &&
+	       pthread_cond_timedwait(&tw->cond, &tw->lock, &until) == 0)
+		;
+	got = tw->modseq;
+	pthread_mutex_unlock(&tw->lock);
+	return got;
+}
+
+/* Runs fn(arg) on loop and waits for it: also a barrier behind everything
+ * posted to loop before. */
+struct t_on_loop {
+	loop_fn *fn;
+	void *arg;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int state; /* 0 posted, 1 running (fn waits for 2 when blocking), 3 done */
+};
+
+static void t_on_loop_run(void *arg)
+{
+	struct t_on_loop *o = arg;
+
+	if (o->fn != NULL)
+		o->fn(o->arg);
+	pthread_mutex_lock(&o->lock);
+	o->state = 3;
+	pthread_cond_broadcast(&o->cond);
+	pthread_mutex_unlock(&o->lock);
+}
+
+static void t_on_loop(struct loop *loop, loop_fn *fn, void *arg)
+{
+	struct t_on_loop o = { .fn = fn, .arg = arg };
+
+	pthread_mutex_init(&o.lock, NULL);
+	pthread_cond_init(&o.cond, NULL);
+	loop_post(loop, t_on_loop_run, &o);
+	pthread_mutex_lock(&o.lock);
+	while (o.state != 3)
+		pthread_cond_wait(&o.cond, &o.lock);
+	pthread_mutex_unlock(&o.lock);
+	pthread_mutex_destroy(&o.lock);
+	pthread_cond_destroy(&o.cond);
+}
+
+static void t_unwatch(void *arg)
+{
+	struct t_watcher *tw = arg;
+
+	store_unwatch(t_s, &tw->w);
+}
+
+static void test_store_watch(void)
+{
+	struct t_watcher tw, other;
+	struct loop_pool *pool;
+	struct loop *loop;
+	int64_t user, box;
+	uint32_t uid = 1;
+
+	t_setup();
+	loop_global_init();
+	pool = loop_pool_start(1, NULL, NULL);
+	loop = loop_pool_get(pool, 0);
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	box = t_mailbox(user, "INBOX").id;
+	t_watcher_init(&tw, loop);
+	t_watcher_init(&other, loop);
+	tw.w = store_watch(t_s, box, loop, t_watch_cb, &tw);
+	other.w = store_watch(t_s, t_mailbox(user, "Sent").id, loop, t_watch_cb, &other);
+	t_put(user, 0, "hello");
+	CHECK_INT(t_watch_wait(&tw, 1, 1), 1);
+	CHECK_INT(t_flags(box, &uid, 1, STORE_FLAGS_ADD, STORE_FLAG_SEEN, NULL, 0), STORE_OK);
+	CHECK_INT(t_watch_wait(&tw, 2, 2), 2);
+	CHECK_INT(T(store_expunge(t_s, box, &uid, 1, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_watch_wait(&tw, 3, 3), 3);
+	CHECK_INT(tw.mailbox_id, box);
+	CHECK_INT(tw.off_loop, 0);
+	/* A change that is no change tells nobody. */
+	CHECK_INT(t_flags(box, &uid, 1, STORE_FLAGS_ADD, STORE_FLAG_SEEN, NULL, 0), STORE_OK);
+	t_on_loop(loop, NULL, NULL);
+	CHECK_INT(tw.calls, 3);
+	CHECK_INT(other.calls, 0);
+	/* After store_unwatch, never again. */
+	t_on_loop(loop, t_unwatch, &tw);
+	CHECK(tw.w == NULL);
+	t_put(user, 0, "unheard");
+	t_on_loop(loop, NULL, NULL);
+	CHECK_INT(tw.calls, 3);
+	CHECK_INT(other.calls, 0);
+	t_on_loop(loop, t_unwatch, &other);
+	loop_pool_stop(&pool);
+	t_watcher_deinit(&tw);
+	t_watcher_deinit(&other);
+	t_teardown();
+}
+
+/* The race: a change is committed and its callback posted to the loop, and
+ * the watcher unwatches before the loop gets to it.  A task holding the
+ * loop keeps the posted callback waiting behind the unwatch. */
+struct t_blocker {
+	struct t_watcher *tw;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int state; /* 0 posted, 1 holding the loop, 2 released */
+};
+
+static void t_blocker_run(void *arg)
+{
+	struct t_blocker *b = arg;
+
+	pthread_mutex_lock(&b->lock);
+	b->state = 1;
+	pthread_cond_broadcast(&b->cond);
+	while (b->state != 2)
+		pthread_cond_wait(&b->cond, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+	store_unwatch(t_s, &b->tw->w);
+}
+
+static void test_store_watch_race(void)
+{
+	struct t_blocker b = { 0 };
+	struct t_watcher gone, stays;
+	struct loop_pool *pool;
+	struct loop *loop;
+	int64_t user, box;
+
+	t_setup();
+	loop_global_init();
+	pool = loop_pool_start(1, NULL, NULL);
+	loop = loop_pool_get(pool, 0);
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	box = t_mailbox(user, "INBOX").id;
+	t_watcher_init(&gone, loop);
+	t_watcher_init(&stays, loop);
+	gone.w = store_watch(t_s, box, loop, t_watch_cb, &gone);
+	stays.w = store_watch(t_s, box, loop, t_watch_cb, &stays);
+	pthread_mutex_init(&b.lock, NULL);
+	pthread_cond_init(&b.cond, NULL);
+	b.tw = &gone;
+	loop_post(loop, t_blocker_run, &b);
+	pthread_mutex_lock(&b.lock);
+	while (b.state != 1)
+		pthread_cond_wait(&b.cond, &b.lock);
+	pthread_mutex_unlock(&b.lock);
+	/* Committed: both callbacks are queued behind the blocker before the
+	 * writer hears "done". */
+	t_put(user, 0, "racing");
+	pthread_mutex_lock(&b.lock);
+	b.state = 2;
+	pthread_cond_broadcast(&b.cond);
+	pthread_mutex_unlock(&b.lock);
+	t_on_loop(loop, NULL, NULL);
+	CHECK(gone.w == NULL);
+	CHECK_INT(gone.calls, 0);
+	CHECK_INT(stays.calls, 1);
+	CHECK_INT(stays.modseq, 1);
+	t_on_loop(loop, t_unwatch, &stays);
+	loop_pool_stop(&pool);
+	pthread_mutex_destroy(&b.lock);
+	pthread_cond_destroy(&b.cond);
+	t_watcher_deinit(&gone);
+	t_watcher_deinit(&stays);
+	t_teardown();
+}
+
+/* Renames, copies into and deletes tell the mailboxes' watchers too. */
+static void test_store_watch_more(void)
+{
+	const uint32_t uid = 1;
+	struct t_watcher src, dst;
+	struct loop_pool *pool;
+	struct loop *loop;
+	int64_t user, box, work;
+
+	t_setup();
+	loop_global_init();
+	pool = loop_pool_start(1, NULL, NULL);
+	loop = loop_pool_get(pool, 0);
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	box = t_mailbox(user, "INBOX").id;
+	work = t_create(user, "Work");
+	t_put(user, 0, "to move");
+	t_watcher_init(&src, loop);
+	t_watcher_init(&dst, loop);
+	src.w = store_watch(t_s, box, loop, t_watch_cb, &src);
+	dst.w = store_watch(t_s, work, loop, t_watch_cb, &dst);
+	CHECK_INT(T(store_copy(t_s, box, &uid, 1, work, true, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_watch_wait(&src, 1, 2), 2);
+	CHECK_INT(t_watch_wait(&dst, 1, 1), 1);
+	CHECK_INT(T(store_mailbox_rename(t_s, work, "Play", SYNC)), STORE_OK);
+	t_watch_wait(&dst, 2, 1);
+	CHECK_INT(dst.calls, 2);
+	CHECK_INT(T(store_mailbox_delete(t_s, work, SYNC)), STORE_OK);
+	t_watch_wait(&dst, 3, 1);
+	CHECK_INT(dst.calls, 3);
+	CHECK_INT(dst.modseq, 1);
+	t_on_loop(loop, t_unwatch, &src);
+	t_on_loop(loop, t_unwatch, &dst);
+	loop_pool_stop(&pool);
+	t_watcher_deinit(&src);
+	t_watcher_deinit(&dst);
+	t_teardown();
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_WARN);
@@ -913,5 +1621,16 @@ int main(void)
 	TEST_RUN(test_store_loop_callback);
 	TEST_RUN(test_store_close_drains);
 	TEST_RUN(test_store_trace);
+	TEST_RUN(test_store_mailbox_rename);
+	TEST_RUN(test_store_mailbox_delete);
+	TEST_RUN(test_store_flags);
+	TEST_RUN(test_store_flags_modseq);
+	TEST_RUN(test_store_flags_unchangedsince);
+	TEST_RUN(test_store_expunge);
+	TEST_RUN(test_store_copy_move);
+	TEST_RUN(test_store_copy_quota);
+	TEST_RUN(test_store_watch);
+	TEST_RUN(test_store_watch_race);
+	TEST_RUN(test_store_watch_more);
 	return test_summary();
 }

@@ -9,7 +9,7 @@
  *   3. BEGIN IMMEDIATE; each request in its own SAVEPOINT, so that a
  *      request breaking a rule (EXISTS, NOT_FOUND, ...) fails alone;
  *   4. COMMIT: with synchronous=FULL, the second and last flush;
- *   5. only now the callbacks.
+ *   5. only now the watchers (sqlite_notify.c) and then the callbacks.
  * The order is the durability rule: metadata never points at blob bytes
  * that are not on disk, and nobody hears "done" before the commit is.  If
  * the blob flush or the commit fails, the whole batch fails with
@@ -48,6 +48,9 @@ static void store_req_free(struct store_req *req)
 		free(req->strv[i]);
 	free(req->strv);
 	free(req->events);
+	free(req->uids);
+	free(req->out);
+	free(req->changed);
 	if (req->delivery != NULL) {
 		free(req->delivery->data);
 		free(req->delivery->rcpts);
@@ -76,6 +79,9 @@ static void store_req_set_failed(struct store_req *req, enum store_err err)
 	req->reply.status = -1;
 	req->reply.err = err;
 	req->reply.id = 0;
+	/* Rolled back: nothing was changed, so nothing is reported or told. */
+	req->n_out = 0;
+	req->n_changed = 0;
 	if (req->delivery == NULL)
 		return;
 	for (size_t i = 0; i < req->delivery->n_rcpts; i++) {
@@ -119,6 +125,9 @@ static void committer_answer(void *arg)
 	if (req->delivery != NULL) {
 		req->reply.n_delivered = req->delivery->n_rcpts;
 		req->reply.delivered = req->delivery->delivered;
+	} else if (req->out != NULL) {
+		req->reply.n_delivered = req->n_out;
+		req->reply.delivered = req->out;
 	}
 	if (req->cb != NULL)
 		req->cb(&req->reply, req->ctx);
@@ -286,6 +295,10 @@ static void committer_run_batch(struct store *s, struct store_req *batch)
 		committer_fail_all(batch, n, error);
 	atomic_fetch_add(&s->commits, 1);
 	atomic_fetch_add(&s->requests, n);
+	/* Watchers first: once a writer hears "done", the watchers of what it
+	 * changed have their callbacks queued, so a session that writes and then
+	 * stops watching (on the same loop) never sees a stale notice. */
+	sqlite_notify_batch(s, batch);
 	committer_answer_all(batch);
 }
 

@@ -502,9 +502,27 @@ static int dir_user_rename_apply(struct store *s, struct store_req *req)
 	return 0;
 }
 
+/* Notes each of the user's mailboxes as changed, so that their watchers
+ * (a selected folder, a POP3 session) learn that they are gone. */
+static int dir_user_mailboxes_changed(struct store *s, struct store_req *req)
+{
+	static const char sql[] = "SELECT id, highestmodseq FROM mailboxes WHERE user_id = ?";
+	sqlite3_stmt *st = sq_get(&s->w, sql);
+	int ret;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, req->id);
+	while ((ret = sq_row(st)) == 1)
+		sqlite_req_changed(req, sqlite3_column_int64(st, 0),
+				   (uint64_t)sqlite3_column_int64(st, 1));
+	sqlite3_reset(st);
+	return ret;
+}
+
 /* Drops the user's messages, taking their blob references with them.  A blob
  * left at refcount 0 stays in its segment until compaction. */
-static int dir_user_drop_mail(struct store *s, int64_t id)
+static int dir_user_drop_mail(struct store *s, struct store_req *req)
 {
 	static const char sql_refs[] =
 		"UPDATE blobs SET refcount = refcount - (SELECT COUNT(*) FROM messages m"
@@ -515,8 +533,13 @@ static int dir_user_drop_mail(struct store *s, int64_t id)
 	static const char sql_msgs[] =
 		"DELETE FROM messages WHERE mailbox_id IN"
 		" (SELECT id FROM mailboxes WHERE user_id = ?)";
+	static const char sql_expunged[] =
+		"DELETE FROM expunged WHERE mailbox_id IN"
+		" (SELECT id FROM mailboxes WHERE user_id = ?)";
+	int64_t id = req->id;
 
-	if (dir_run_id(s, sql_refs, id) < 0 || dir_run_id(s, sql_msgs, id) < 0)
+	if (dir_user_mailboxes_changed(s, req) < 0 || dir_run_id(s, sql_refs, id) < 0 ||
+	    dir_run_id(s, sql_msgs, id) < 0 || dir_run_id(s, sql_expunged, id) < 0)
 		return -1;
 	return dir_run_id(s, "DELETE FROM mailboxes WHERE user_id = ?", id);
 }
@@ -533,7 +556,7 @@ static int dir_user_del_apply(struct store *s, struct store_req *req)
 
 	if (dir_require_user(s, req, req->id, &domain_id, local) < 0)
 		return -1;
-	if (dir_user_drop_mail(s, req->id) < 0 ||
+	if (dir_user_drop_mail(s, req) < 0 ||
 	    dir_address_delete(s, SQ_KIND_USER, req->id) < 0)
 		return store_req_fail_db(s, req);
 	for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++)

@@ -348,7 +348,10 @@ static int mail_deliver_apply(struct store *s, struct store_req *req)
 	for (size_t i = 0; i < d->n_rcpts; i++) {
 		if (mail_deliver_rcpt(s, d, &d->rcpts[i], blob_id, &d->delivered[i]) < 0)
 			return store_req_fail_db(s, req);
-		delivered += d->delivered[i].status == 0;
+		if (d->delivered[i].status != 0)
+			continue;
+		delivered++;
+		sqlite_req_changed(req, d->delivered[i].mailbox_id, d->delivered[i].modseq);
 	}
 	if (mail_queue_insert(s, d, blob_id) < 0 || (st = sq_get(&s->w, sql_ref)) == NULL)
 		return store_req_fail_db(s, req);
@@ -379,9 +382,7 @@ void store_mailbox_create(struct store *s, int64_t user_id, const char *name,
 	store_req_submit(s, req);
 }
 
-/* Copies events, making sure every string ends inside its field. */
-static struct store_trace_event *mail_events_copy(const struct store_trace_event *events,
-						  size_t n)
+struct store_trace_event *sqlite_events_copy(const struct store_trace_event *events, size_t n)
 {
 	struct store_trace_event *copy = xcalloc(n, sizeof(*copy));
 
@@ -442,7 +443,7 @@ void store_deliver(struct store *s, const struct store_delivery *dl, struct loop
 	if (dl->envelope != NULL)
 		mail_envelope_copy(&d->envelope, dl->envelope);
 	req->delivery = d;
-	req->events = mail_events_copy(dl->events, dl->n_events);
+	req->events = sqlite_events_copy(dl->events, dl->n_events);
 	req->n_events = dl->n_events;
 	store_req_submit(s, req);
 }
@@ -452,7 +453,7 @@ void store_trace_append(struct store *s, const struct store_trace_event *events,
 {
 	struct store_req *req = store_req_new(&mail_trace_append_op, loop, cb, ctx);
 
-	req->events = mail_events_copy(events, n);
+	req->events = sqlite_events_copy(events, n);
 	req->n_events = n;
 	store_req_submit(s, req);
 }

@@ -90,6 +90,55 @@ int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t firs
 			    "message_list");
 }
 
+int store_mailbox_get_by_id(struct store_reader *r, int64_t mailbox_id,
+			    struct store_mailbox *m_r)
+{
+	static const char sql[] = MR_MAILBOX_SELECT " WHERE id = ?";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+
+	if (st != NULL)
+		sqlite3_bind_int64(st, 1, mailbox_id);
+	return sq_read_one(r, st, mr_mailbox_fill, m_r, "mailbox_get_by_id");
+}
+
+/* The (mailbox_id, modseq) index finds them; few rows change between two
+ * looks, so the sort by uid is cheap. */
+int store_message_changed(struct store_reader *r, int64_t mailbox_id, uint64_t since,
+			  struct store_message **list_r, size_t *n_r)
+{
+	static const char sql[] = "SELECT id, mailbox_id, uid, modseq, flags, keywords,"
+				  " internaldate, size, blob_id FROM messages"
+				  " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, (int64_t)since);
+	}
+	return sq_read_list(r, st, sizeof(**list_r), mr_message_fill, list_r, n_r,
+			    "message_changed");
+}
+
+static void mr_uid_fill(sqlite3_stmt *st, void *item)
+{
+	*(uint32_t *)item = (uint32_t)sqlite3_column_int64(st, 0);
+}
+
+int store_expunged_since(struct store_reader *r, int64_t mailbox_id, uint64_t since,
+			 uint32_t **uids_r, size_t *n_r)
+{
+	static const char sql[] = "SELECT uid FROM expunged"
+				  " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, (int64_t)since);
+	}
+	return sq_read_list(r, st, sizeof(**uids_r), mr_uid_fill, uids_r, n_r,
+			    "expunged_since");
+}
+
 /* ---- the queue ------------------------------------------------------------ */
 
 #define MR_QUEUE_COLUMNS                                                                    \

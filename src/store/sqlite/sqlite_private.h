@@ -7,7 +7,10 @@
  *   sqlite_directory.c       domain/user/alias/group/setting writes
  *   sqlite_directory_read.c  their reads
  *   sqlite_mail.c            mailbox, delivery and trace writes
+ *   sqlite_mailbox.c         mailbox changes: rename, delete, subscribe, flags,
+ *                            expunge, copy/move
  *   sqlite_mail_read.c       mailbox, message, blob and trace reads
+ *   sqlite_notify.c          the notifier: watchers, told after each commit
  *
  * Statements are cached per connection, keyed by the address of their SQL
  * text: SQL lives as static strings next to the code that runs it. */
@@ -87,6 +90,12 @@ struct store {
 	time_t batch_time; /* committer: when the current batch started */
 	atomic_uint_fast64_t flushes, commits, requests;
 	atomic_uint inject_failures;
+
+	/* The notifier's table (sqlite_notify.c): chained hash on mailbox id. */
+	pthread_mutex_t watch_lock;
+	struct store_watch **watch_buckets;
+	size_t watch_cap;
+	atomic_size_t n_watches; /* read without the lock: no watchers, no work */
 };
 
 struct store_reader {
@@ -140,9 +149,26 @@ struct store_req {
 	struct store_trace_event *events;
 	size_t n_events;
 	struct sq_delivery *delivery;
+	int64_t id2;
+	uint32_t *uids; /* ascending, distinct */
+	size_t n_uids;
+	int mode;
+	uint32_t bits;
 
 	struct store_reply reply;
 	char error[512];
+	/* Mailbox changes' reply->delivered (a delivery uses its own array). */
+	struct store_delivered *out;
+	size_t n_out;
+	/* What the request changed, for the notifier: kept only if it succeeds. */
+	struct sq_changed *changed;
+	size_t n_changed, changed_alloc;
+};
+
+/* A mailbox a request changed and its highestmodseq after that request. */
+struct sq_changed {
+	int64_t mailbox_id;
+	uint64_t modseq;
 };
 
 struct store_req *store_req_new(const struct store_op *op, struct loop *loop,
@@ -180,9 +206,23 @@ int sq_read_one(struct store_reader *r, sqlite3_stmt *st, sq_fill_fn *fill, void
 /* Inserts a mailbox (the name is not checked); *id_r is its id. */
 int sqlite_mailbox_insert(struct store *s, int64_t user_id, const char *name,
 			  enum store_special_use special_use, int64_t *id_r);
+/* Copies events for a request, making sure every string ends inside its
+ * field. */
+struct store_trace_event *sqlite_events_copy(const struct store_trace_event *events, size_t n);
 /* Inserts trace events stamped with the batch time when theirs is 0. */
 int sqlite_trace_insert(struct store *s, const struct store_trace_event *events, size_t n);
 /* Logs a failed read on reader r. */
 void sqlite_read_failed(struct store_reader *r, const char *what);
+
+/* ---- the notifier (sqlite_notify.c) ---------------------------------------- */
+
+void sqlite_watch_init(struct store *s);
+void sqlite_watch_deinit(struct store *s);
+/* Notes, on the committer, that req changed mailbox_id, whose highestmodseq
+ * is now modseq.  Dropped if req fails. */
+void sqlite_req_changed(struct store_req *req, int64_t mailbox_id, uint64_t modseq);
+/* After the commit: posts the callbacks of every watcher of a mailbox that a
+ * successful request of batch changed. */
+void sqlite_notify_batch(struct store *s, struct store_req *batch);
 
 #endif

@@ -149,6 +149,15 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX queue_auth_user ON queue(auth_user) WHERE auth_user IS NOT NULL;"
 	"CREATE INDEX queue_client_ip ON queue(client_ip) WHERE client_ip IS NOT NULL;"
 	"CREATE INDEX queue_blob ON queue(blob_id);",
+	/* 3: expunged uids, for QRESYNC's VANISHED (RFC 7162).  uids are never
+	 * reused in a mailbox, so (mailbox_id, uid) is a key; rows go with
+	 * their mailbox. */
+	"CREATE TABLE expunged ("
+	" mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),"
+	" uid INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
+	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
+	"CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);",
 };
 
 static int store_schema_version(struct store *s, int64_t *version_r)
@@ -249,6 +258,7 @@ static int store_blobs_open(struct store *s)
 
 static void store_free(struct store *s)
 {
+	sqlite_watch_deinit(s);
 	blob_store_close(&s->blobs);
 	sq_conn_close(&s->w);
 	pthread_mutex_destroy(&s->lock);
@@ -270,6 +280,7 @@ int store_open(const char *data_dir, struct store **store_r, const char **error_
 	s->blob_dir = xasprintf("%s/blobs", data_dir);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	sqlite_watch_init(s);
 	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
 		snprintf(store_open_error, sizeof(store_open_error), "creating data dir %s: %s",
 			 data_dir, strerror(errno));
