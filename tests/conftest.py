@@ -34,9 +34,22 @@ SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime e
 
 
 def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(n, host="127.0.0.1"):
+    """n distinct free ports: all are held open at once while they are
+    chosen, so the kernel cannot hand out the same one twice."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
@@ -68,7 +81,7 @@ class Keel:
         self.conf_path = os.path.join(self.dir, "keel.conf")
         self.log_path = os.path.join(self.dir, "keeld.log")
         self.socket = os.path.join(self.data_dir, "keel.sock")
-        self.ports = {s: free_port() for s in services}
+        self.ports = dict(zip(services, free_ports(len(services))))
         self.extra_conf = extra_conf
         self.proc = None
         self.log = None
