@@ -99,6 +99,7 @@ run: deps
 
 # Unit tests and end-to-end tests, both against the sanitizer build.
 test: deps-test
+	@$(MAKE) --no-print-directory MODE=release all
 	@$(MAKE) --no-print-directory MODE=asan all unit-bins
 	@scripts/test.sh build/asan
 

@@ -101,14 +101,9 @@ static void pipeline_event(const struct pipeline_job *job, struct store_trace_ev
 	snprintf(e->detail, sizeof(e->detail), "%s", detail);
 }
 
-static void pipeline_trace_done(const struct store_reply *reply, void *ctx)
-{
-	if (reply->status < 0)
-		log_error("pipeline", "event=trace_failed error=\"%s\"", reply->error);
-}
-
 /* "delivered" (mailbox and uid, known only now) or "failed" per local
- * target; trace only, so it need not be durable before the reply. */
+ * target; trace only, so it need not be durable before the reply: it goes
+ * with the next batch of writes, at no flush of its own. */
 static void pipeline_trace_outcome(struct pipeline_job *job)
 {
 	struct store_trace_event *events;
@@ -129,8 +124,7 @@ static void pipeline_trace_outcome(struct pipeline_job *job)
 		pipeline_event(job, &events[i], o->status == 0 ? "delivered" : "failed",
 			       t->address, job->rcpts[t->rcpt].address, detail);
 	}
-	store_trace_append(job->p->store, events, job->n_local, job->loop, pipeline_trace_done,
-			   NULL);
+	store_trace_defer(job->p->store, events, job->n_local);
 	free(events);
 }
 

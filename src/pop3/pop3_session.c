@@ -90,17 +90,12 @@ void pop3_trace(struct pop3_session *s, const char *event, const char *fmt, ...)
 		pop3_trace_flush(s);
 }
 
-static void pop3_trace_done(const struct store_reply *reply, void *ctx)
-{
-	if (reply->status < 0)
-		log_error("pop3", "event=trace_failed error=\"%s\"", reply->error);
-}
-
 void pop3_trace_flush(struct pop3_session *s)
 {
 	if (s->n_events == 0)
 		return;
-	store_trace_append(s->env->store, s->events, s->n_events, s->loop, pop3_trace_done, NULL);
+	/* Nothing waits on these: they ride along with the next write. */
+	store_trace_defer(s->env->store, s->events, s->n_events);
 	s->n_events = 0;
 }
 

@@ -27,7 +27,7 @@ bool smtp_auth_offered(const struct smtp_session *s)
 
 static void smtp_auth_end(struct smtp_session *s)
 {
-	explicit_bzero(&s->auth, sizeof(s->auth));
+	smtp_auth_wipe(s);
 	if (s->state == SMTP_STATE_AUTH || s->state == SMTP_STATE_WAIT)
 		smtp_enter_state(s, SMTP_STATE_READY);
 }

@@ -111,6 +111,8 @@ void smtp_trace_flush(struct smtp_session *s);
 /* Takes a reference for a pending callback; smtp_unref() in the callback
  * returns false when the session is gone and must not be touched. */
 void smtp_ref(struct smtp_session *s);
+/* Clears the SASL exchange (it may hold a user name). */
+void smtp_auth_wipe(struct smtp_session *s);
 bool smtp_unref(struct smtp_session *s);
 /* Resumes reading pipelined input after a wait. */
 void smtp_resume(struct smtp_session *s);

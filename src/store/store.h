@@ -471,6 +471,13 @@ struct store_delivery {
 void store_deliver(struct store *s, const struct store_delivery *d, struct loop *loop,
 		   store_done_cb *cb, void *ctx);
 
+/* Trace events that need not be durable before anyone is answered (a
+ * session's end, access events): they are committed with the next batch of
+ * writes, at no flush of their own, or alone after STORE_DEFER_MS.  No
+ * callback; a failure is logged.  store_close commits them too. */
+#define STORE_DEFER_MS 1000
+void store_trace_defer(struct store *s, const struct store_trace_event *events, size_t n);
+
 /* Trace events alone (connects, rejections, access events). */
 void store_trace_append(struct store *s, const struct store_trace_event *events,
 			size_t n, struct loop *loop, store_done_cb *cb, void *ctx);

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -856,6 +857,33 @@ static void test_store_close_drains(void)
 	t_teardown();
 }
 
+/* Deferred events cost no flush of their own: they ride with the next
+ * write, or go alone within STORE_DEFER_MS. */
+static void test_store_trace_defer(void)
+{
+	struct store_trace_event e = { .event = "disconnect", .protocol = "smtp" };
+	uint64_t before;
+
+	t_setup();
+	store_trace_defer(t_s, &e, 1);
+	store_trace_defer(t_s, &e, 1);
+	before = store_flush_count(t_s);
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	CHECK_INT(store_flush_count(t_s) - before, 1);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM trace WHERE event = 'disconnect'"), 2);
+	/* Alone: committed after the delay, by itself. */
+	store_trace_defer(t_s, &e, 1);
+	for (int i = 0; i < 40 && t_sql_int("SELECT COUNT(*) FROM trace") < 3; i++)
+		usleep(100 * 1000);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM trace WHERE event = 'disconnect'"), 3);
+	/* Closing commits what is still deferred. */
+	store_trace_defer(t_s, &e, 1);
+	t_close();
+	t_open();
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM trace WHERE event = 'disconnect'"), 4);
+	t_teardown();
+}
+
 static void test_store_trace(void)
 {
 	struct store_trace_event ev[3], filter, *list;
@@ -1621,6 +1649,7 @@ int main(void)
 	TEST_RUN(test_store_loop_callback);
 	TEST_RUN(test_store_close_drains);
 	TEST_RUN(test_store_trace);
+	TEST_RUN(test_store_trace_defer);
 	TEST_RUN(test_store_mailbox_rename);
 	TEST_RUN(test_store_mailbox_delete);
 	TEST_RUN(test_store_flags);

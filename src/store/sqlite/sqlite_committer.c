@@ -73,6 +73,25 @@ void store_req_submit(struct store *s, struct store_req *req)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void store_req_defer(struct store *s, struct store_req *req)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->dtail != NULL) {
+		s->dtail->next = req;
+	} else {
+		s->dhead = req;
+		clock_gettime(CLOCK_REALTIME, &s->ddue);
+		s->ddue.tv_nsec += (long)STORE_DEFER_MS * 1000000L;
+		s->ddue.tv_sec += s->ddue.tv_nsec / 1000000000L;
+		s->ddue.tv_nsec %= 1000000000L;
+		/* A committer asleep without a deadline must learn of this one;
+		 * it only sets its timer, it does not commit yet. */
+		pthread_cond_signal(&s->cond);
+	}
+	s->dtail = req;
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* Sets req's outcome; a delivery's recipients share a request-wide failure. */
 static void store_req_set_failed(struct store_req *req, enum store_err err)
 {
@@ -131,6 +150,9 @@ static void committer_answer(void *arg)
 	}
 	if (req->cb != NULL)
 		req->cb(&req->reply, req->ctx);
+	else if (req->reply.status < 0)
+		log_error("store", "event=deferred_write_failed op=%s error=\"%s\"", req->op->name,
+			  req->error);
 	store_req_free(req);
 }
 
@@ -308,12 +330,23 @@ static void *committer_thread(void *arg)
 
 	for (;;) {
 		struct store_req *batch;
+		bool due = false;
 
 		pthread_mutex_lock(&s->lock);
-		while (s->head == NULL && !s->stopping)
-			pthread_cond_wait(&s->cond, &s->lock);
-		/* Everything pending: the batch grows with the load. */
+		while (s->head == NULL && !s->stopping && !due) {
+			if (s->dhead == NULL)
+				pthread_cond_wait(&s->cond, &s->lock);
+			else
+				due = pthread_cond_timedwait(&s->cond, &s->lock, &s->ddue) != 0;
+		}
+		/* Everything pending: the batch grows with the load.  Deferred
+		 * trace events join it at no extra flush. */
 		batch = s->head;
+		if (s->dhead != NULL) {
+			s->dtail->next = batch;
+			batch = s->dhead;
+			s->dhead = s->dtail = NULL;
+		}
 		s->head = s->tail = NULL;
 		pthread_mutex_unlock(&s->lock);
 		if (batch == NULL)

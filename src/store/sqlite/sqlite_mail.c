@@ -448,6 +448,18 @@ void store_deliver(struct store *s, const struct store_delivery *dl, struct loop
 	store_req_submit(s, req);
 }
 
+void store_trace_defer(struct store *s, const struct store_trace_event *events, size_t n)
+{
+	struct store_req *req;
+
+	if (n == 0)
+		return;
+	req = store_req_new(&mail_trace_append_op, NULL, NULL, NULL);
+	req->events = sqlite_events_copy(events, n);
+	req->n_events = n;
+	store_req_defer(s, req);
+}
+
 void store_trace_append(struct store *s, const struct store_trace_event *events, size_t n,
 			struct loop *loop, store_done_cb *cb, void *ctx)
 {

@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "store/blob.h"
 #include "store/store.h"
@@ -85,6 +86,10 @@ struct store {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct store_req *head, *tail; /* queued requests */
+	/* Deferred trace events (store_trace_defer): they ride along with the
+	 * next batch, or go alone once the oldest has waited long enough. */
+	struct store_req *dhead, *dtail;
+	struct timespec ddue;
 	bool stopping;
 
 	time_t batch_time; /* committer: when the current batch started */
@@ -175,6 +180,8 @@ struct store_req *store_req_new(const struct store_op *op, struct loop *loop,
 				store_done_cb *cb, void *ctx);
 /* Queues req for the committer, which owns it from now on. */
 void store_req_submit(struct store *s, struct store_req *req);
+/* Queues req to go with the next batch (at most STORE_DEFER_MS later). */
+void store_req_defer(struct store *s, struct store_req *req);
 /* Fails req with err and a formatted message; returns -1. */
 int store_req_fail(struct store_req *req, enum store_err err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
