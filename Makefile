@@ -10,7 +10,8 @@ DESTDIR ?=
 MODE    ?= release
 DOMAIN  ?= example.test
 
-PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2
+PKGS    := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2 \
+           libunbound libidn2
 CC      ?= cc
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter -Wformat=2
@@ -35,7 +36,7 @@ B ?= build/$(MODE)
 Q := $(if $(V),,@)
 
 # Every module's .c except programs' mains and unit tests goes into one static library.
-MODULES ?= lib mail proto store directory auth settings trace pipeline smtp pop3 admin keeld
+MODULES ?= lib mail proto store directory auth settings trace pipeline smtp pop3 queue imap admin keeld
 LIB_SRC := $(filter-out %/main.c $(wildcard src/*/test_*.c),$(wildcard $(addprefix src/,$(addsuffix /*.c,$(MODULES)))))
 LIB_SRC += $(if $(filter store,$(MODULES)),$(filter-out %/test_%.c,$(wildcard src/store/sqlite/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)

@@ -10,6 +10,9 @@ cd "$TOP"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export KEEL_BUILD="$TOP/$B"
+# Tests that need a peer (dnsmasq, ...) fail rather than skip when it is
+# missing: scripts/deps.sh installs them.
+export KEEL_REQUIRE_PEERS=1
 
 passed=0
 failed=0

@@ -115,6 +115,42 @@ def wait_count(keel, address, n, mailbox="INBOX"):
 
 # ---- a raw SMTP client -----------------------------------------------------
 
+class BioSocket:
+    """A TLS connection driven through memory BIOs, so that the test
+    decides which TLS records go out in one write."""
+
+    def __init__(self, sock, obj, incoming, outgoing):
+        self.raw, self.obj, self.incoming, self.outgoing = sock, obj, incoming, outgoing
+
+    def sendall(self, data):
+        self.obj.write(data)
+        self.raw.sendall(self.outgoing.read())
+
+    def recv(self, n):
+        while True:
+            try:
+                return self.obj.read(n)
+            except ssl.SSLWantReadError:
+                data = self.raw.recv(65536)
+                if not data:
+                    return b""
+                self.incoming.write(data)
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    def settimeout(self, t):
+        self.raw.settimeout(t)
+
+    def gettimeout(self):
+        return self.raw.gettimeout()
+
+    def close(self):
+        self.raw.close()
+
+    def version(self):
+        return self.obj.version()
+
+
 class Raw:
     """One SMTP connection spoken byte by byte.  Every reply read is kept in
     self.replies as (code, [text lines], command that caused it)."""
@@ -186,6 +222,30 @@ class Raw:
         self.ok("STARTTLS", 220)
         assert self.buf == b"", "no plaintext may follow 220 to STARTTLS"
         self.sock = tls_context().wrap_socket(self.sock, server_hostname="mail.keel.test")
+
+    def starttls_coalesced(self, line):
+        """STARTTLS, then the handshake, with line sent in the same TCP
+        write as the client's last handshake flight (its Finished), as
+        clients that write eagerly do; returns the reply to line."""
+        self.ok("STARTTLS", 220)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = tls_context().wrap_bio(incoming, outgoing, server_hostname="mail.keel.test")
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if outgoing.pending:
+                    self.sock.sendall(outgoing.read())
+                data = self.sock.recv(65536)
+                if not data:
+                    raise EOFError("closed during the TLS handshake")
+                incoming.write(data)
+        obj.write(line.encode() + b"\r\n")
+        self.sock.sendall(outgoing.read())
+        self.sock = BioSocket(self.sock, obj, incoming, outgoing)
+        self.last_cmd = line
+        return self.reply()
 
     def auth_plain(self, user, password=PW):
         import base64

@@ -282,9 +282,12 @@ int conn_starttls(struct conn *conn, SSL_CTX *tls)
 	return 0;
 }
 
+/* Asked of the SSL itself, not of the CONNECTED event: libevent hands over
+ * data that came with the client's Finished before it reports the event,
+ * and a command in that data must already count as sent under TLS. */
 bool conn_is_tls(const struct conn *conn)
 {
-	return conn->ssl != NULL && conn->tls_done;
+	return conn->ssl != NULL && SSL_is_init_finished(conn->ssl);
 }
 
 const char *conn_tls_version(struct conn *conn)
