@@ -132,13 +132,14 @@ def test_sigkill_worker_restarts_within_a_second_on_same_sockets(keel):
     assert old
     os.kill(old, signal.SIGKILL)
     t0 = time.monotonic()
-    # The listening sockets stay open in the master: a connection made
-    # while no worker runs waits in the backlog and is served.
-    assert banner(keel.ports["smtp"]).startswith("220 ")
     new = wait_for(lambda: (p := keel.worker_pid()) and p != old and p, timeout=5,
-                   what="a new worker")
+                   interval=0.01, what="a new worker")
+    started = time.monotonic() - t0
+    # The listening sockets stay open in the master: a connection made
+    # while the new worker starts waits in the backlog and is served.
+    assert banner(keel.ports["smtp"]).startswith("220 ")
     wait_for(lambda: keel.ctl("status").returncode == 0, timeout=5, what="admin socket")
-    assert time.monotonic() - t0 < 1.0 + 0.5, "worker restart took too long"
+    assert started < 1.0, f"the new worker started after {started:.2f}s"
     assert new != old
     assert "event=worker_died" in keel.read_log()
 
