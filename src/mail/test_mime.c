@@ -32,7 +32,11 @@ static void msg_load(struct msg *m, const char *text, bool crlf)
 			m->data[m->len++] = '\r';
 		m->data[m->len++] = *s;
 	}
-	m->copy = xstrndup(m->data, m->len);
+	/* A NUL-terminated copy for strstr() in the checks; data itself is
+	 * exactly len octets, so that ASan catches any read past it. */
+	m->copy = xmalloc(m->len + 1);
+	memcpy(m->copy, m->data, m->len);
+	m->copy[m->len] = '\0';
 	m->tree = mime_parse(m->data, m->len);
 }
 
