@@ -27,6 +27,7 @@ struct store;
 struct store_reader;
 struct workpool;
 struct admin_server;
+struct admin_jobs;
 
 /* What the server the admin API runs in provides.  Every callback runs on
  * the admin loop. */
@@ -43,6 +44,9 @@ struct admin_host {
 	void (*reload)(void *host_ctx, void (*done)(int status, const char *error, void *ctx),
 	               void *ctx);
 	void *host_ctx;
+	/* Bulk jobs (admin_job.h): admin_server_start makes the registry and
+	 * admin_server_stop frees it; whoever fills in the rest leaves it NULL. */
+	struct admin_jobs *jobs;
 };
 
 /* Called once with the reply object to a request (borrowed: valid during
@@ -62,7 +66,9 @@ void admin_handle(const struct admin_host *host, const char *actor, json_t *requ
  * Must be called on host->loop's thread; host is copied. */
 int admin_server_start(const struct admin_host *host, const char *socket_path,
                        struct admin_server **server_r, const char **error_r);
-/* Closes the listener and every admin connection; on the admin loop. */
+/* Closes the listener and every admin connection and stops the jobs (a job
+ * ends after the step in flight, whose write the caller lets drain); on the
+ * admin loop. */
 void admin_server_stop(struct admin_server **server);
 
 #endif

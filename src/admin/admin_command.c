@@ -19,6 +19,8 @@ static const struct admin_command admin_commands[] = {
     {"domain.add", admin_domain_add},
     {"domain.del", admin_domain_del},
     {"domain.list", admin_domain_list},
+    {"domain.set", admin_domain_set},
+    {"domain.check", admin_domain_check_outbound},
     {"user.add", admin_user_add},
     {"user.list", admin_user_list},
     {"user.show", admin_user_show},
@@ -40,6 +42,15 @@ static const struct admin_command admin_commands[] = {
     {"config.get", admin_config_get},
     {"config.set", admin_config_set},
     {"config.unset", admin_config_unset},
+    {"queue.list", admin_queue_list},
+    {"queue.show", admin_queue_show},
+    {"queue.hold", admin_queue_hold},
+    {"queue.release", admin_queue_release},
+    {"queue.retry", admin_queue_retry},
+    {"queue.delete", admin_queue_delete},
+    {"queue.bounce", admin_queue_bounce},
+    {"queue.stats", admin_queue_stats},
+    {"jobs", admin_jobs_list},
 };
 
 static const struct admin_command *admin_command_find(const char *name)

@@ -91,12 +91,15 @@ int admin_check_address_free(struct admin_request *req, const char *address);
 /* ---- handlers, one file per family --------------------------------------- */
 
 admin_handler admin_status, admin_reload;
-admin_handler admin_domain_add, admin_domain_del, admin_domain_list;
+admin_handler admin_domain_add, admin_domain_del, admin_domain_list, admin_domain_set,
+    admin_domain_check_outbound;
 admin_handler admin_user_add, admin_user_list, admin_user_show, admin_user_passwd,
     admin_user_rename, admin_user_enable, admin_user_disable, admin_user_set, admin_user_del;
 admin_handler admin_alias_add, admin_alias_del, admin_alias_list;
 admin_handler admin_group_add, admin_group_del, admin_group_list, admin_group_member_add,
     admin_group_member_del;
 admin_handler admin_config_list, admin_config_get, admin_config_set, admin_config_unset;
+admin_handler admin_queue_list, admin_queue_show, admin_queue_hold, admin_queue_release,
+    admin_queue_retry, admin_queue_delete, admin_queue_bounce, admin_queue_stats, admin_jobs_list;
 
 #endif

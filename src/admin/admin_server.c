@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "admin/admin_job.h"
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "lib/xalloc.h"
@@ -333,9 +334,11 @@ int admin_server_start(const struct admin_host *host, const char *socket_path,
 	int fd;
 
 	server->host = *host;
+	server->host.jobs = admin_jobs_new();
 	server->refs = 1;
 	fd = admin_server_bind(server, socket_path, error_r);
 	if (fd < 0) {
+		admin_jobs_free(&server->host.jobs);
 		free(server);
 		return -1;
 	}
@@ -346,6 +349,7 @@ int admin_server_start(const struct admin_host *host, const char *socket_path,
 	if (server->listener == NULL) {
 		close(fd);
 		unlink(socket_path);
+		admin_jobs_free(&server->host.jobs);
 		admin_server_unref(server);
 		*error_r = "admin socket: evconnlistener_new failed";
 		return -1;
@@ -370,5 +374,6 @@ void admin_server_stop(struct admin_server **serverp)
 		unlink(server->path);
 	while (server->conns != NULL)
 		admin_conn_close(server->conns);
+	admin_jobs_free(&server->host.jobs);
 	admin_server_unref(server);
 }

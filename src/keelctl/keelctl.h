@@ -114,7 +114,7 @@ const char *keelctl_output_cell(json_t *v, char *buf, size_t size);
 
 keelctl_run_fn keelctl_cmd_status, keelctl_cmd_reload;
 keelctl_run_fn keelctl_cmd_domain_add, keelctl_cmd_domain_alias, keelctl_cmd_domain_list,
-    keelctl_cmd_domain_del;
+    keelctl_cmd_domain_del, keelctl_cmd_domain_set, keelctl_cmd_domain_check;
 keelctl_run_fn keelctl_cmd_user_add, keelctl_cmd_user_list, keelctl_cmd_user_show,
     keelctl_cmd_user_passwd, keelctl_cmd_user_rename, keelctl_cmd_user_set,
     keelctl_cmd_user_disable, keelctl_cmd_user_enable, keelctl_cmd_user_del;
@@ -123,5 +123,8 @@ keelctl_run_fn keelctl_cmd_group_add, keelctl_cmd_group_del, keelctl_cmd_group_l
     keelctl_cmd_group_member_add, keelctl_cmd_group_member_del;
 keelctl_run_fn keelctl_cmd_config_list, keelctl_cmd_config_get, keelctl_cmd_config_set,
     keelctl_cmd_config_unset;
+keelctl_run_fn keelctl_cmd_queue_list, keelctl_cmd_queue_show, keelctl_cmd_queue_hold,
+    keelctl_cmd_queue_release, keelctl_cmd_queue_retry, keelctl_cmd_queue_delete,
+    keelctl_cmd_queue_bounce, keelctl_cmd_queue_stats, keelctl_cmd_jobs;
 
 #endif

@@ -12,6 +12,10 @@
 #define KEELCTL_DEFAULT_CONF     "/etc/keel/keel.conf"
 #define KEELCTL_DEFAULT_DATA_DIR "/var/lib/keel"
 
+#define KEELCTL_QFILTER                                                                            \
+	"[--sender ADDR] [--sender-domain D] [--rcpt ADDR] [--rcpt-domain D] [--auth-user ADDR] "  \
+	"[--client-ip IP] [--state STATE] [--older-than DURATION]"
+
 static const struct keelctl_command keelctl_commands[] = {
     {"status", "", "version, uptime, listeners and counts", keelctl_cmd_status, 0, 0},
     {"reload", "", "re-read keel.conf and apply it", keelctl_cmd_reload, 0, 0},
@@ -20,6 +24,11 @@ static const struct keelctl_command keelctl_commands[] = {
      keelctl_cmd_domain_alias, 2, 2},
     {"domain list", "", "list domains", keelctl_cmd_domain_list, 0, 0},
     {"domain del", "NAME", "delete an empty domain", keelctl_cmd_domain_del, 1, 1},
+    {"domain set", "NAME [source_ip=IP[,IP]] [ehlo_name=HOST]",
+     "set the domain's outbound source address(es) and EHLO name (empty: clear)",
+     keelctl_cmd_domain_set, 2, 3},
+    {"domain check", "NAME", "check that the domain's source addresses exist on this host",
+     keelctl_cmd_domain_check, 1, 1},
     {"user add", "ADDRESS [--name NAME] [--password-stdin] [--quota SIZE]",
      "add a user (prints a generated password unless --password-stdin)", keelctl_cmd_user_add, 1,
      1},
@@ -53,6 +62,23 @@ static const struct keelctl_command keelctl_commands[] = {
     {"config get", "KEY", "print a setting's value", keelctl_cmd_config_get, 1, 1},
     {"config set", "KEY VALUE", "set a setting (live)", keelctl_cmd_config_set, 2, 2},
     {"config unset", "KEY", "return a setting to its default", keelctl_cmd_config_unset, 1, 1},
+    {"queue list", KEELCTL_QFILTER " [--limit N]", "list outbound queue entries",
+     keelctl_cmd_queue_list, 0, 0},
+    {"queue show", "ID", "show a queued message: envelope, headers, each recipient",
+     keelctl_cmd_queue_show, 1, 1},
+    {"queue hold", "[ID...] " KEELCTL_QFILTER " [--background]",
+     "hold entries: no delivery attempts until released", keelctl_cmd_queue_hold, 0, -1},
+    {"queue release", "[ID...] " KEELCTL_QFILTER " [--background]", "release held entries: due now",
+     keelctl_cmd_queue_release, 0, -1},
+    {"queue retry", "[ID...] " KEELCTL_QFILTER " [--background]",
+     "make queued and deferred entries due now", keelctl_cmd_queue_retry, 0, -1},
+    {"queue delete", "[ID...] " KEELCTL_QFILTER " [--all] [--background]",
+     "delete entries without notice to the sender", keelctl_cmd_queue_delete, 0, -1},
+    {"queue bounce", "[ID...] " KEELCTL_QFILTER " [--all] [--background]",
+     "fail entries (state failed)", keelctl_cmd_queue_bounce, 0, -1},
+    {"queue stats", "", "queue counts by state and by recipient domain", keelctl_cmd_queue_stats, 0,
+     0},
+    {"jobs", "", "list bulk jobs and their progress", keelctl_cmd_jobs, 0, 0},
 };
 
 #define KEELCTL_N_COMMANDS (sizeof(keelctl_commands) / sizeof(keelctl_commands[0]))
@@ -105,7 +131,7 @@ static void keelctl_help(FILE *f)
 	        KEELCTL_DEFAULT_CONF);
 	for (size_t i = 0; i < KEELCTL_N_COMMANDS; i++) {
 		const struct keelctl_command *c = &keelctl_commands[i];
-		char left[96];
+		char left[320];
 
 		snprintf(left, sizeof(left), "%s%s%s", c->name, *c->args ? " " : "", c->args);
 		if (strlen(left) > 34)

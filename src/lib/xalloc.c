@@ -43,11 +43,16 @@ char *xstrdup(const char *s)
 	return p;
 }
 
+/* Not strndup(): s need not be NUL-terminated within n octets, and
+ * strndup may read (and ASan's strict_string_checks does check) past it. */
 char *xstrndup(const char *s, size_t n)
 {
-	char *p = strndup(s, n);
-	if (p == NULL)
-		xalloc_die();
+	const char *nul = memchr(s, '\0', n);
+	size_t len = nul != NULL ? (size_t)(nul - s) : n;
+	char *p = xmalloc(len + 1);
+
+	memcpy(p, s, len);
+	p[len] = '\0';
 	return p;
 }
 

@@ -50,7 +50,7 @@ struct store_reader;
 #define STORE_VALUE_MAX 4095
 
 /* Schema version this binary writes; a data dir with a newer one is refused. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 enum store_err {
 	STORE_OK = 0,
@@ -69,6 +69,12 @@ struct store_domain {
 	int64_t alias_of;                    /* 0, or the primary domain's id */
 	char alias_of_name[STORE_DOMAIN_MAX + 1]; /* "" unless an alias */
 	time_t created;
+	/* Outbound identity (multihoming) for mail from this domain: the local
+	 * address the queue runner binds before connecting and the name it
+	 * gives in EHLO.  "" when unset: the runner's defaults apply. */
+	char source_ip4[64];
+	char source_ip6[64];
+	char ehlo_name[STORE_DOMAIN_MAX + 1];
 };
 
 struct store_user {
@@ -276,6 +282,14 @@ void store_domain_add(struct store *s, const char *name, const char *alias_of,
  * alias domains. */
 void store_domain_del(struct store *s, const char *name, struct loop *loop,
 		      store_done_cb *cb, void *ctx);
+/* Sets a domain's outbound identity (struct store_domain).  Each argument:
+ * NULL leaves that field as it is, "" clears it.  The values are stored as
+ * given (checking syntax is the caller's; the store only refuses values too
+ * long for the record, STORE_ERR_INVALID).  STORE_ERR_NOT_FOUND for an
+ * unknown domain. */
+void store_domain_set_outbound(struct store *s, const char *name, const char *source_ip4,
+			       const char *source_ip6, const char *ehlo_name, struct loop *loop,
+			       store_done_cb *cb, void *ctx);
 
 /* Users.  Creates the user with INBOX, Drafts, Sent, Trash, Junk and Archive
  * (special-use set).  The domain must exist and not be an alias domain. */
@@ -561,6 +575,122 @@ int store_blob_read(struct store_reader *r, int64_t blob_id, void **data_r, size
  * (state < 0: any), oldest first, at most limit (0: no limit). */
 int store_queue_list(struct store_reader *r, const char *queue_id, int state, size_t limit,
 		     struct store_queue_entry **list_r, size_t *n_r);
+
+/* ---- the outbound queue: scheduling and management ------------------------ */
+
+/* Blob references.  A queue entry holds one reference to its message's blob
+ * exactly while its state is not final (QUEUED, DEFERRED, HELD).  The only
+ * ways out of that set are store_queue_record() to DELIVERED or FAILED,
+ * store_queue_change() BOUNCE (to FAILED) and DELETE (row removed); each
+ * drops the reference in the same transaction, and each acts only on an
+ * entry that is not final, so a reference is dropped once and only once.
+ * Final entries stay as history with their blob_id (the bytes remain
+ * readable until compaction reclaims them); nothing moves an entry out of a
+ * final state. */
+
+/* Which entries a query or a bulk change is about.  Every non-empty /
+ * non-zero field must match (AND); strings compare case-insensitively for
+ * domains and addresses (ASCII), exactly for queue_id and client_ip.  ids,
+ * when given, restrict to those entry ids.  Each address or domain field is
+ * served by an index: a filter never scans the whole queue for it. */
+struct store_queue_filter {
+	const char *queue_id;
+	const char *sender;        /* exact address ("" matches the null sender only
+				    * when sender_null is set) */
+	bool sender_null;
+	const char *sender_domain;
+	const char *rcpt;
+	const char *rcpt_domain;
+	const char *auth_user;
+	const char *client_ip;
+	int state;                 /* enum store_queue_state, or -1 for any
+				    * not yet delivered or failed */
+	time_t older_than;         /* created before this time; 0: any */
+	const int64_t *ids;
+	size_t n_ids;
+	int64_t after_id;          /* paging: only ids > after_id (ordered by id) */
+};
+
+/* Entries matching filter, by id, at most limit (0: no limit). */
+int store_queue_query(struct store_reader *r, const struct store_queue_filter *filter,
+		      size_t limit, struct store_queue_entry **list_r, size_t *n_r);
+/* How many entries match filter (for a job's progress). */
+int store_queue_count(struct store_reader *r, const struct store_queue_filter *filter,
+		      uint64_t *n_r);
+
+/* Entries due for an attempt: state QUEUED or DEFERRED with next_attempt <=
+ * now, oldest next_attempt first (then by id), at most limit (0: no
+ * limit).  A read: two runners could see the same entry; the one runner
+ * per store is what keeps attempts single. */
+int store_queue_due(struct store_reader *r, time_t now, size_t limit,
+		    struct store_queue_entry **list_r, size_t *n_r);
+/* The earliest next_attempt of any QUEUED or DEFERRED entry, or 0. */
+time_t store_queue_next_due(struct store_reader *r);
+
+/* The outcome of one delivery attempt for one entry.  DELIVERED and FAILED
+ * are final: the entry stays as history (trace, queue show) but its blob
+ * reference is dropped.  DEFERRED needs next_attempt.  attempts is
+ * incremented; last_reply recorded.
+ *
+ * reply->delivered: one entry per outcome, in order (mailbox_id = entry
+ * id): status 0 when recorded; status -1 with STORE_ERR_NOT_FOUND when the
+ * entry is gone (deleted by the administrator during the attempt), with
+ * STORE_ERR_INVALID when it is already final (nothing changed: no second
+ * release) or the outcome is not DEFERRED (with next_attempt > 0),
+ * DELIVERED or FAILED.  An entry HELD during the attempt stays HELD on
+ * DEFERRED (attempts, next_attempt and last_reply are still recorded);
+ * DELIVERED and FAILED apply to it, being facts.  reply->id is the number
+ * recorded.  The events are appended in the same transaction. */
+struct store_queue_outcome {
+	int64_t id;
+	enum store_queue_state state;
+	time_t next_attempt;
+	char last_reply[512];
+};
+void store_queue_record(struct store *s, const struct store_queue_outcome *outcomes, size_t n,
+			const struct store_trace_event *events, size_t n_events,
+			struct loop *loop, store_done_cb *cb, void *ctx);
+
+/* Bulk management (keelctl queue hold|release|delete|retry|bounce), applied
+ * to at most limit matching entries (0: all) in one write; jobs call it in
+ * chunks with filter->after_id to stay short.  Only entries the action
+ * applies to count as matching (HOLD looks at QUEUED and DEFERRED entries
+ * only, whatever filter->state says beyond that), so every matching entry
+ * changes: when reply->id < limit, nothing past the last listed id is
+ * left, and the next chunk starts after the last listed id.  reply->id is
+ * the number changed and reply->delivered (status 0, mailbox_id = entry id)
+ * lists them by ascending id.  The filter's strings are copied.
+ *   HOLD     QUEUED/DEFERRED -> HELD
+ *   RELEASE  HELD -> QUEUED, due now
+ *   RETRY    QUEUED/DEFERRED -> due now (the state stays)
+ *   DELETE   removes not-final entries (blob references dropped)
+ *   BOUNCE   not-final -> FAILED with last_reply "bounced by the administrator" (the
+ *            caller sends the DSN; blob references dropped) */
+enum store_queue_action {
+	STORE_QUEUE_HOLD,
+	STORE_QUEUE_RELEASE,
+	STORE_QUEUE_RETRY,
+	STORE_QUEUE_DELETE,
+	STORE_QUEUE_BOUNCE,
+};
+#define STORE_QUEUE_BOUNCED "bounced by the administrator"
+void store_queue_change(struct store *s, const struct store_queue_filter *filter,
+			enum store_queue_action action, size_t limit, struct loop *loop,
+			store_done_cb *cb, void *ctx);
+
+/* Counts by state (every state, in enum order, zeros included, key the
+ * lower-case state name), and by recipient domain of the entries not final
+ * (most first, then by name; at most 100 domains).  Both lists are freed
+ * with free(). */
+struct store_queue_count {
+	char key[STORE_DOMAIN_MAX + 1]; /* a state name or a domain */
+	uint64_t count;
+};
+int store_queue_stats(struct store_reader *r, struct store_queue_count **by_state_r,
+		      size_t *n_state_r, struct store_queue_count **by_domain_r,
+		      size_t *n_domain_r);
+/* "queued", "deferred", "held", "delivered", "failed"; NULL for others. */
+const char *store_queue_state_name(int state);
 
 /* Streaming a message's bytes in pieces, so that a big message is never
  * held whole (POP3 RETR, IMAP FETCH of a large body).  The stream belongs

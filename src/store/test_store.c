@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include "lib/log.h"
 #include "lib/loop.h"
@@ -477,6 +478,391 @@ static void test_store_deliver_queue(void)
 	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM queue"), 4);
 	env.queue_id[0] = '\0';
 	CHECK_INT(T(store_deliver(t_s, &d, SYNC)), STORE_ERR_INVALID);
+	t_teardown();
+}
+
+/* ---- the outbound queue: scheduling and management ----------------------- */
+
+/* Runs a statement behind the store's back (to age entries). */
+static void t_sql_exec(const char *sql)
+{
+	char *path = xasprintf("%s/keel.db", t_dir);
+	sqlite3 *db;
+
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		fprintf(stderr, "  sql: %s\n", sqlite3_errmsg(db));
+		CHECK(0);
+	}
+	sqlite3_close(db);
+	free(path);
+}
+
+/* Queues body from sender to the remote rcpts (comma-separated). */
+static void t_queue(const char *queue_id, const char *sender, const char *auth_user,
+		    const char *client_ip, const char *rcpts, const char *body)
+{
+	struct store_queue_rcpt remote[8];
+	struct store_envelope env;
+	struct store_delivery d = { .data = body, .size = strlen(body), .remote = remote,
+				    .envelope = &env };
+	char *list = xstrdup(rcpts), *save, *w;
+
+	memset(&env, 0, sizeof(env));
+	memset(remote, 0, sizeof(remote));
+	snprintf(env.queue_id, sizeof(env.queue_id), "%s", queue_id);
+	snprintf(env.sender, sizeof(env.sender), "%s", sender);
+	snprintf(env.auth_user, sizeof(env.auth_user), "%s", auth_user);
+	snprintf(env.client_ip, sizeof(env.client_ip), "%s", client_ip);
+	for (w = strtok_r(list, ",", &save); w != NULL && d.n_remote < 8;
+	     w = strtok_r(NULL, ",", &save))
+		snprintf(remote[d.n_remote++].rcpt, sizeof(remote[0].rcpt), "%s", w);
+	CHECK_INT(T(store_deliver(t_s, &d, SYNC)), STORE_OK);
+	free(list);
+}
+
+/* The ids of the entries matching f, as "1,2,3" (n_r: how many). */
+static const char *t_query(const struct store_queue_filter *f, size_t limit, size_t *n_r)
+{
+	static char buf[512];
+	struct store_queue_entry *q;
+	size_t n = 0, len = 0;
+	uint64_t count = 0;
+
+	buf[0] = '\0';
+	CHECK(store_queue_query(t_r, f, limit, &q, &n) == 0);
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%lld", i ? "," : "",
+					(long long)q[i].id);
+	free(q);
+	if (limit == 0) {
+		CHECK(store_queue_count(t_r, f, &count) == 0);
+		CHECK_INT(count, n);
+	}
+	if (n_r != NULL)
+		*n_r = n;
+	return buf;
+}
+
+/* A filter on entries not final, or on one state. */
+#define T_FILTER(...) ((struct store_queue_filter){ .state = -1, __VA_ARGS__ })
+#define T_STATE(s, ...) ((struct store_queue_filter){ .state = (s), __VA_ARGS__ })
+
+/* Three messages, six entries: ids 1-6. */
+static void t_queue_setup(void)
+{
+	t_setup();
+	t_queue("QA", "Ann@X.test", "ann@x.test", "192.0.2.1", "r1@far.test,r2@far.test",
+		"Subject: a\r\n\r\na\r\n");
+	t_queue("QB", "bob@y.test", "", "192.0.2.2", "r1@far.test,x@near.test",
+		"Subject: b\r\n\r\nb\r\n");
+	t_queue("QC", "", "", "2001:db8::1", "R1@FAR.test,z@near.test", "Subject: c\r\n\r\nc\r\n");
+}
+
+static void test_store_queue_query(void)
+{
+	struct store_queue_entry *q;
+	int64_t ids[] = { 5, 2, 99 };
+	size_t n;
+
+	t_queue_setup();
+	CHECK_STR(t_query(&T_FILTER(), 0, NULL), "1,2,3,4,5,6");
+	CHECK_STR(t_query(&T_FILTER(.queue_id = "QB"), 0, NULL), "3,4");
+	CHECK_STR(t_query(&T_FILTER(.sender = "ann@x.TEST"), 0, NULL), "1,2");
+	CHECK_STR(t_query(&T_FILTER(.sender_null = true), 0, NULL), "5,6");
+	CHECK_STR(t_query(&T_FILTER(.sender_domain = "Y.test"), 0, NULL), "3,4");
+	CHECK_STR(t_query(&T_FILTER(.rcpt = "r1@far.test"), 0, NULL), "1,3,5");
+	CHECK_STR(t_query(&T_FILTER(.rcpt_domain = "NEAR.test"), 0, NULL), "4,6");
+	CHECK_STR(t_query(&T_FILTER(.auth_user = "ANN@x.test"), 0, NULL), "1,2");
+	CHECK_STR(t_query(&T_FILTER(.client_ip = "2001:db8::1"), 0, NULL), "5,6");
+	CHECK_STR(t_query(&T_FILTER(.rcpt_domain = "far.test", .client_ip = "192.0.2.2"), 0,
+			  NULL), "3");
+	CHECK_STR(t_query(&T_FILTER(.ids = ids, .n_ids = 3), 0, NULL), "2,5");
+	CHECK_STR(t_query(&T_FILTER(.ids = ids, .n_ids = 3, .rcpt_domain = "far.test"), 0, NULL),
+		  "2,5");
+	CHECK_STR(t_query(&T_FILTER(.ids = ids, .n_ids = 3, .sender_null = true), 0, NULL), "5");
+	/* Paging: after_id and limit, in id order. */
+	CHECK_STR(t_query(&T_FILTER(.after_id = 2), 2, NULL), "3,4");
+	CHECK_STR(t_query(&T_FILTER(.rcpt = "r1@far.test", .after_id = 1), 1, NULL), "3");
+	CHECK_STR(t_query(&T_FILTER(.after_id = 6), 0, NULL), "");
+	/* older_than: created strictly before. */
+	t_sql_exec("UPDATE queue SET created = created - 7200 WHERE queue_id = 'QA'");
+	CHECK_STR(t_query(&T_FILTER(.older_than = time(NULL) - 3600), 0, NULL), "1,2");
+	CHECK_STR(t_query(&T_FILTER(.older_than = 1), 0, NULL), "");
+	/* States: -1 is every entry not final; one state alone. */
+	CHECK_STR(t_query(&T_STATE(STORE_QUEUE_QUEUED), 0, NULL), "1,2,3,4,5,6");
+	CHECK_STR(t_query(&T_STATE(STORE_QUEUE_HELD), 0, NULL), "");
+	/* Entries come back whole. */
+	CHECK(store_queue_query(t_r, &T_FILTER(.queue_id = "QA"), 1, &q, &n) == 0);
+	CHECK_INT(n, 1);
+	if (n == 1) {
+		CHECK_STR(q[0].env.sender, "Ann@X.test");
+		CHECK_STR(q[0].env.auth_user, "ann@x.test");
+		CHECK_STR(q[0].rcpt.rcpt, "r1@far.test");
+		CHECK_INT(q[0].state, STORE_QUEUE_QUEUED);
+	}
+	free(q);
+	t_teardown();
+}
+
+/* The filters use their indexes: no full scan of the queue. */
+static void test_store_queue_query_plan(void)
+{
+	static const char *const fields[] = {
+		"sender = 'a' COLLATE NOCASE",        "rcpt = 'a' COLLATE NOCASE",
+		"auth_user = 'a' COLLATE NOCASE",     "client_ip = 'a'",
+		"sender_domain = 'a' COLLATE NOCASE", "rcpt_domain = 'a' COLLATE NOCASE",
+		"state = 2",
+	};
+	char *path;
+	sqlite3 *db;
+
+	t_setup();
+	path = xasprintf("%s/keel.db", t_dir);
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		char *sql = xasprintf("EXPLAIN QUERY PLAN SELECT id FROM queue WHERE id > 0 AND"
+				      " created < 9 AND %s ORDER BY id LIMIT 10", fields[i]);
+		sqlite3_stmt *st;
+		char detail[256] = "";
+		CHECK(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(detail, sizeof(detail), "%s", sqlite3_column_text(st, 3));
+		sqlite3_finalize(st);
+		if (strstr(detail, "USING INDEX") == NULL)
+			fprintf(stderr, "  %s: %s\n", fields[i], detail);
+		CHECK(strstr(detail, "USING INDEX") != NULL);
+		free(sql);
+	}
+	sqlite3_close(db);
+	free(path);
+	t_teardown();
+}
+
+static void t_outcome(struct store_queue_outcome *o, int64_t id, enum store_queue_state state,
+		      time_t next, const char *reply)
+{
+	memset(o, 0, sizeof(*o));
+	o->id = id;
+	o->state = state;
+	o->next_attempt = next;
+	snprintf(o->last_reply, sizeof(o->last_reply), "%s", reply);
+}
+
+static void test_store_queue_record(void)
+{
+	struct store_queue_outcome o[4];
+	struct store_trace_event ev = { .event = "delivered", .queue_id = "QA" };
+	struct store_queue_entry *q;
+	time_t later = time(NULL) + 600;
+	size_t n;
+
+	t_queue_setup();
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE id = 1"), 2);
+	t_outcome(&o[0], 1, STORE_QUEUE_DELIVERED, 0, "250 2.0.0 ok");
+	t_outcome(&o[1], 2, STORE_QUEUE_DEFERRED, later, "451 4.3.0 later");
+	t_outcome(&o[2], 99, STORE_QUEUE_FAILED, 0, "550 no");
+	t_outcome(&o[3], 3, STORE_QUEUE_DEFERRED, 0, "deferred without a time");
+	CHECK_INT(T(store_queue_record(t_s, o, 4, &ev, 1, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 2);
+	CHECK_INT(t_n_delivered, 4);
+	CHECK_INT(t_delivered[0].status, 0);
+	CHECK_INT(t_delivered[1].status, 0);
+	CHECK_INT(t_delivered[2].err, STORE_ERR_NOT_FOUND);
+	CHECK_INT(t_delivered[3].err, STORE_ERR_INVALID);
+	CHECK_INT(t_delivered[3].mailbox_id, 3);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM trace WHERE event = 'delivered'"), 1);
+	/* Final: the reference went, the row stayed; a second final outcome
+	 * changes nothing and drops nothing. */
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE id = 1"), 1);
+	t_outcome(&o[0], 1, STORE_QUEUE_FAILED, 0, "again");
+	CHECK_INT(T(store_queue_record(t_s, o, 1, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_delivered[0].err, STORE_ERR_INVALID);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE id = 1"), 1);
+	CHECK(store_queue_list(t_r, "QA", -1, 0, &q, &n) == 0 && n == 2);
+	if (n == 2) {
+		CHECK_INT(q[0].state, STORE_QUEUE_DELIVERED);
+		CHECK_INT(q[0].attempts, 1);
+		CHECK_STR(q[0].last_reply, "250 2.0.0 ok");
+		CHECK_INT(q[0].blob_id, 1);
+		CHECK_INT(q[1].state, STORE_QUEUE_DEFERRED);
+		CHECK_INT(q[1].next_attempt, later);
+	}
+	free(q);
+	/* Held during an attempt: a deferral keeps it held, a failure is a
+	 * fact and releases the reference once. */
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(.queue_id = "QA"), STORE_QUEUE_HOLD, 0,
+				       SYNC)), STORE_OK);
+	CHECK_INT(t_id, 1);
+	t_outcome(&o[0], 2, STORE_QUEUE_DEFERRED, later + 60, "451 again");
+	CHECK_INT(T(store_queue_record(t_s, o, 1, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_sql_int("SELECT state * 1000 + attempts FROM queue WHERE id = 2"), 2002);
+	t_outcome(&o[0], 2, STORE_QUEUE_FAILED, 0, "550 5.1.1 no such user");
+	CHECK_INT(T(store_queue_record(t_s, o, 1, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_delivered[0].status, 0);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE id = 1"), 0);
+	CHECK_INT(T(store_queue_record(t_s, o, 1, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE id = 1"), 0);
+	t_teardown();
+}
+
+static void test_store_queue_due(void)
+{
+	struct store_queue_outcome o[3];
+	struct store_queue_entry *q;
+	time_t now = time(NULL);
+	size_t n;
+
+	t_queue_setup();
+	t_sql_exec("UPDATE queue SET next_attempt = next_attempt - 100 WHERE id = 4");
+	t_outcome(&o[0], 1, STORE_QUEUE_DEFERRED, now + 500, "451");
+	t_outcome(&o[1], 2, STORE_QUEUE_DEFERRED, now - 500, "451");
+	t_outcome(&o[2], 3, STORE_QUEUE_DEFERRED, now + 100, "451");
+	CHECK_INT(T(store_queue_record(t_s, o, 3, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(.queue_id = "QC"), STORE_QUEUE_HOLD, 1,
+				       SYNC)), STORE_OK);
+	/* Due: 2 (-500), 4 (-100), then 6 (now); 5 is held; 1 and 3 later. */
+	CHECK(store_queue_due(t_r, now + 1, 0, &q, &n) == 0);
+	CHECK_INT(n, 3);
+	if (n == 3) {
+		CHECK_INT(q[0].id, 2);
+		CHECK_INT(q[1].id, 4);
+		CHECK_INT(q[2].id, 6);
+	}
+	free(q);
+	CHECK(store_queue_due(t_r, now + 1, 1, &q, &n) == 0 && n == 1 && q[0].id == 2);
+	free(q);
+	CHECK(store_queue_due(t_r, now + 200, 0, &q, &n) == 0 && n == 4 && q[3].id == 3);
+	free(q);
+	CHECK_INT(store_queue_next_due(t_r), now - 500);
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(), STORE_QUEUE_HOLD, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 5);
+	CHECK_INT(store_queue_next_due(t_r), 0);
+	CHECK(store_queue_due(t_r, now + 1000, 0, &q, &n) == 0 && n == 0);
+	free(q);
+	t_teardown();
+}
+
+static void test_store_queue_change(void)
+{
+	struct store_queue_entry *q;
+	int64_t ids[] = { 6 };
+	size_t n;
+
+	t_queue_setup();
+	/* In chunks: each names what it changed, in id order; the next starts
+	 * after the last. */
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(), STORE_QUEUE_HOLD, 4, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 4);
+	CHECK_INT(t_n_delivered, 4);
+	CHECK_INT(t_delivered[3].mailbox_id, 4);
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(.after_id = 4), STORE_QUEUE_HOLD, 4, SYNC)),
+		  STORE_OK);
+	CHECK_INT(t_id, 2);
+	CHECK_INT(t_delivered[0].mailbox_id, 5);
+	/* Only the states an action applies to match: nothing left to hold. */
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(), STORE_QUEUE_HOLD, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 0);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM queue WHERE state = 2"), 6);
+	t_sql_exec("UPDATE queue SET next_attempt = 5");
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(.rcpt_domain = "near.test"),
+				       STORE_QUEUE_RELEASE, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 2);
+	CHECK(store_queue_query(t_r, &T_STATE(STORE_QUEUE_QUEUED), 0, &q, &n) == 0);
+	CHECK(n == 2 && q[0].id == 4 && q[1].id == 6 && q[0].next_attempt >= time(NULL) - 5);
+	free(q);
+	t_sql_exec("UPDATE queue SET next_attempt = 5, state = 1 WHERE id = 4");
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(), STORE_QUEUE_RETRY, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 2);
+	CHECK_INT(t_sql_int("SELECT state FROM queue WHERE id = 4"), STORE_QUEUE_DEFERRED);
+	CHECK(t_sql_int("SELECT next_attempt FROM queue WHERE id = 4") > 5);
+	/* Bounce: final, reference dropped once; delete: gone, reference
+	 * dropped; neither touches final entries. */
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE id = 3"), 2);
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(.ids = ids, .n_ids = 1), STORE_QUEUE_BOUNCE,
+				       0, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 1);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE id = 3"), 1);
+	CHECK_INT(t_sql_int("SELECT state FROM queue WHERE id = 6"), STORE_QUEUE_FAILED);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM queue WHERE id = 6 AND last_reply = '"
+			    STORE_QUEUE_BOUNCED "'"), 1);
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(.queue_id = "QC"), STORE_QUEUE_DELETE, 0,
+				       SYNC)), STORE_OK);
+	CHECK_INT(t_id, 1);
+	CHECK_INT(t_sql_int("SELECT refcount FROM blobs WHERE id = 3"), 0);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM queue WHERE queue_id = 'QC'"), 1);
+	CHECK_INT(T(store_queue_change(t_s, &T_STATE(STORE_QUEUE_FAILED),
+				       STORE_QUEUE_DELETE, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 0);
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(), STORE_QUEUE_DELETE, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_id, 4);
+	CHECK_INT(t_sql_int("SELECT SUM(refcount) FROM blobs"), 0);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM queue"), 1);
+	t_teardown();
+}
+
+static void test_store_queue_stats(void)
+{
+	struct store_queue_count *states, *domains;
+	size_t n_states, n_domains;
+	int64_t ids[] = { 1 };
+
+	t_queue_setup();
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(.ids = ids, .n_ids = 1), STORE_QUEUE_BOUNCE,
+				       0, SYNC)), STORE_OK);
+	CHECK_INT(T(store_queue_change(t_s, &T_FILTER(.queue_id = "QC"), STORE_QUEUE_HOLD, 0,
+				       SYNC)), STORE_OK);
+	CHECK(store_queue_stats(t_r, &states, &n_states, &domains, &n_domains) == 0);
+	CHECK_INT(n_states, 5);
+	if (n_states == 5) {
+		CHECK_STR(states[0].key, "queued");
+		CHECK_INT(states[0].count, 3);
+		CHECK_STR(states[2].key, "held");
+		CHECK_INT(states[2].count, 2);
+		CHECK_STR(states[3].key, "delivered");
+		CHECK_INT(states[3].count, 0);
+		CHECK_INT(states[4].count, 1);
+	}
+	/* far.test: 2, 3, 5 (R1@FAR.test counts with them); near.test: 4, 6. */
+	CHECK_INT(n_domains, 2);
+	if (n_domains == 2) {
+		CHECK(strcasecmp(domains[0].key, "far.test") == 0);
+		CHECK_INT(domains[0].count, 3);
+		CHECK_STR(domains[1].key, "near.test");
+		CHECK_INT(domains[1].count, 2);
+	}
+	free(states);
+	free(domains);
+	CHECK_STR(store_queue_state_name(STORE_QUEUE_DEFERRED), "deferred");
+	CHECK(store_queue_state_name(7) == NULL);
+	t_teardown();
+}
+
+static void test_store_domain_outbound(void)
+{
+	struct store_domain d;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	CHECK(store_domain_get(t_r, "x.test", &d) == 0);
+	CHECK_STR(d.source_ip4, "");
+	CHECK_STR(d.ehlo_name, "");
+	CHECK_INT(T(store_domain_set_outbound(t_s, "X.test", "192.0.2.1", "2001:db8::1",
+					      "out.x.test", SYNC)), STORE_OK);
+	CHECK(store_domain_get(t_r, "x.test", &d) == 0);
+	CHECK_STR(d.source_ip4, "192.0.2.1");
+	CHECK_STR(d.source_ip6, "2001:db8::1");
+	CHECK_STR(d.ehlo_name, "out.x.test");
+	/* NULL leaves a field, "" clears it. */
+	CHECK_INT(T(store_domain_set_outbound(t_s, "x.test", "", NULL, NULL, SYNC)), STORE_OK);
+	CHECK(store_domain_get(t_r, "x.test", &d) == 0);
+	CHECK_STR(d.source_ip4, "");
+	CHECK_STR(d.source_ip6, "2001:db8::1");
+	CHECK_STR(d.ehlo_name, "out.x.test");
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM domains WHERE source_ip4 IS NULL"), 1);
+	CHECK_INT(T(store_domain_set_outbound(t_s, "none.test", "", NULL, NULL, SYNC)),
+		  STORE_ERR_NOT_FOUND);
 	t_teardown();
 }
 
@@ -1638,6 +2024,13 @@ int main(void)
 	TEST_RUN(test_store_mailbox_create);
 	TEST_RUN(test_store_deliver);
 	TEST_RUN(test_store_deliver_queue);
+	TEST_RUN(test_store_queue_query);
+	TEST_RUN(test_store_queue_query_plan);
+	TEST_RUN(test_store_queue_record);
+	TEST_RUN(test_store_queue_due);
+	TEST_RUN(test_store_queue_change);
+	TEST_RUN(test_store_queue_stats);
+	TEST_RUN(test_store_domain_outbound);
 	TEST_RUN(test_store_deliver_mailbox);
 	TEST_RUN(test_store_quota);
 	TEST_RUN(test_store_user_del);

@@ -49,6 +49,8 @@ static void store_req_free(struct store_req *req)
 	free(req->strv);
 	free(req->events);
 	free(req->uids);
+	free(req->ids);
+	free(req->outcomes);
 	free(req->out);
 	free(req->changed);
 	if (req->delivery != NULL) {

@@ -285,6 +285,40 @@ static int dir_domain_del_apply(struct store *s, struct store_req *req)
 	return 0;
 }
 
+/* Each field: str1 the name; str2, str3, strv[0] the new values, NULL to
+ * leave one as it is ("" clears: stored as NULL). */
+static int dir_domain_set_outbound_apply(struct store *s, struct store_req *req)
+{
+	static const char sql[] =
+		"UPDATE domains SET source_ip4 = CASE WHEN ?2 THEN NULLIF(?3, '') ELSE source_ip4 END,"
+		" source_ip6 = CASE WHEN ?4 THEN NULLIF(?5, '') ELSE source_ip6 END,"
+		" ehlo_name = CASE WHEN ?6 THEN NULLIF(?7, '') ELSE ehlo_name END WHERE name = ?1";
+	const char *values[3] = { req->str2, req->str3, req->strv[0] };
+	const size_t max[3] = { sizeof(((struct store_domain *)0)->source_ip4) - 1,
+				sizeof(((struct store_domain *)0)->source_ip6) - 1,
+				STORE_DOMAIN_MAX };
+	sqlite3_stmt *st;
+
+	for (int i = 0; i < 3; i++)
+		if (values[i] != NULL && strlen(values[i]) > max[i])
+			return store_req_fail(req, STORE_ERR_INVALID, "value too long: %s",
+					      values[i]);
+	if ((st = sq_get(&s->w, sql)) == NULL)
+		return store_req_fail_db(s, req);
+	sqlite3_bind_text(st, 1, req->str1, -1, SQLITE_STATIC);
+	for (int i = 0; i < 3; i++) {
+		sqlite3_bind_int(st, 2 + 2 * i, values[i] != NULL);
+		sqlite3_bind_text(st, 3 + 2 * i, values[i] != NULL ? values[i] : "", -1,
+				  SQLITE_STATIC);
+	}
+	if (sq_run(st) < 0)
+		return store_req_fail_db(s, req);
+	if (sqlite3_changes(s->w.db) == 0)
+		return store_req_fail(req, STORE_ERR_NOT_FOUND, "domain %s does not exist",
+				      req->str1);
+	return 0;
+}
+
 /* ---- users -------------------------------------------------------------- */
 
 static int dir_user_insert(struct store *s, struct store_req *req, int64_t domain_id,
@@ -769,6 +803,7 @@ static int dir_setting_unset_apply(struct store *s, struct store_req *req)
 #define DIR_OP(op_name, fn) static const struct store_op fn##_op = { op_name, fn##_apply }
 DIR_OP("domain.add", dir_domain_add);
 DIR_OP("domain.del", dir_domain_del);
+DIR_OP("domain.set_outbound", dir_domain_set_outbound);
 DIR_OP("user.add", dir_user_add);
 DIR_OP("user.set_password", dir_user_set_password);
 DIR_OP("user.set_enabled", dir_user_set_enabled);
@@ -814,6 +849,21 @@ void store_domain_del(struct store *s, const char *name, struct loop *loop,
 		      store_done_cb *cb, void *ctx)
 {
 	dir_submit(s, &dir_domain_del_op, dir_str(name), NULL, 0, 0, loop, cb, ctx);
+}
+
+void store_domain_set_outbound(struct store *s, const char *name, const char *source_ip4,
+			       const char *source_ip6, const char *ehlo_name, struct loop *loop,
+			       store_done_cb *cb, void *ctx)
+{
+	struct store_req *req = store_req_new(&dir_domain_set_outbound_op, loop, cb, ctx);
+
+	req->str1 = sq_lower(dir_dup(name));
+	req->str2 = source_ip4 != NULL ? xstrdup(source_ip4) : NULL;
+	req->str3 = source_ip6 != NULL ? xstrdup(source_ip6) : NULL;
+	req->strv = xcalloc(1, sizeof(*req->strv));
+	req->n_strv = 1;
+	req->strv[0] = ehlo_name != NULL ? xstrdup(ehlo_name) : NULL;
+	store_req_submit(s, req);
 }
 
 void store_user_add(struct store *s, const char *address, const char *name,

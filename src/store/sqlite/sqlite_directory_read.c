@@ -24,8 +24,8 @@ static void rd_end(struct store_reader *r)
 /* ---- domains ------------------------------------------------------------ */
 
 #define RD_DOMAIN_SELECT                                                                   \
-	"SELECT d.id, d.name, d.alias_of, a.name, d.created FROM domains d"                \
-	" LEFT JOIN domains a ON a.id = d.alias_of"
+	"SELECT d.id, d.name, d.alias_of, a.name, d.created, d.source_ip4, d.source_ip6,"  \
+	" d.ehlo_name FROM domains d LEFT JOIN domains a ON a.id = d.alias_of"
 
 static void rd_domain_fill(sqlite3_stmt *st, void *item)
 {
@@ -36,6 +36,9 @@ static void rd_domain_fill(sqlite3_stmt *st, void *item)
 	d->alias_of = sqlite3_column_int64(st, 2);
 	sq_text(st, 3, d->alias_of_name, sizeof(d->alias_of_name));
 	d->created = (time_t)sqlite3_column_int64(st, 4);
+	sq_text(st, 5, d->source_ip4, sizeof(d->source_ip4));
+	sq_text(st, 6, d->source_ip6, sizeof(d->source_ip6));
+	sq_text(st, 7, d->ehlo_name, sizeof(d->ehlo_name));
 }
 
 int store_domain_get(struct store_reader *r, const char *name, struct store_domain *d_r)

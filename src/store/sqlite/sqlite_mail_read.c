@@ -1,4 +1,5 @@
-/* Mail reads on a store_reader: mailboxes, messages, blob bytes, trace. */
+/* Mail reads on a store_reader: mailboxes, messages, blob bytes, trace (the
+ * queue's are in sqlite_queue_read.c). */
 #include "store/sqlite/sqlite_private.h"
 
 #include <pthread.h>
@@ -137,58 +138,6 @@ int store_expunged_since(struct store_reader *r, int64_t mailbox_id, uint64_t si
 	}
 	return sq_read_list(r, st, sizeof(**uids_r), mr_uid_fill, uids_r, n_r,
 			    "expunged_since");
-}
-
-/* ---- the queue ------------------------------------------------------------ */
-
-#define MR_QUEUE_COLUMNS                                                                    \
-	"id, queue_id, blob_id, size, sender, rcpt, orcpt, notify, envid, ret, body,"        \
-	" smtputf8, message_id, auth_user, client_ip, state, attempts, created,"             \
-	" next_attempt, last_reply"
-
-static void mr_queue_fill(sqlite3_stmt *st, void *item)
-{
-	struct store_queue_entry *q = item;
-
-	q->id = sqlite3_column_int64(st, 0);
-	sq_text(st, 1, q->env.queue_id, sizeof(q->env.queue_id));
-	q->blob_id = sqlite3_column_int64(st, 2);
-	q->size = (uint64_t)sqlite3_column_int64(st, 3);
-	sq_text(st, 4, q->env.sender, sizeof(q->env.sender));
-	sq_text(st, 5, q->rcpt.rcpt, sizeof(q->rcpt.rcpt));
-	sq_text(st, 6, q->rcpt.orcpt, sizeof(q->rcpt.orcpt));
-	q->rcpt.notify = (unsigned)sqlite3_column_int(st, 7);
-	sq_text(st, 8, q->env.envid, sizeof(q->env.envid));
-	q->env.ret = (unsigned)sqlite3_column_int(st, 9);
-	q->env.body = (unsigned)sqlite3_column_int(st, 10);
-	q->env.smtputf8 = sqlite3_column_int(st, 11) != 0;
-	sq_text(st, 12, q->env.message_id, sizeof(q->env.message_id));
-	sq_text(st, 13, q->env.auth_user, sizeof(q->env.auth_user));
-	sq_text(st, 14, q->env.client_ip, sizeof(q->env.client_ip));
-	q->state = (enum store_queue_state)sqlite3_column_int(st, 15);
-	q->attempts = (unsigned)sqlite3_column_int(st, 16);
-	q->created = (time_t)sqlite3_column_int64(st, 17);
-	q->next_attempt = (time_t)sqlite3_column_int64(st, 18);
-	sq_text(st, 19, q->last_reply, sizeof(q->last_reply));
-}
-
-int store_queue_list(struct store_reader *r, const char *queue_id, int state, size_t limit,
-		     struct store_queue_entry **list_r, size_t *n_r)
-{
-	static const char sql_id[] = "SELECT " MR_QUEUE_COLUMNS " FROM queue"
-				     " WHERE queue_id = ? ORDER BY id LIMIT ?";
-	static const char sql_state[] = "SELECT " MR_QUEUE_COLUMNS " FROM queue"
-					" WHERE (?1 < 0 OR state = ?1) ORDER BY id LIMIT ?2";
-	sqlite3_stmt *st = sq_get(&r->c, queue_id != NULL ? sql_id : sql_state);
-
-	if (st != NULL) {
-		if (queue_id != NULL)
-			sqlite3_bind_text(st, 1, queue_id, -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_int(st, 1, state);
-		sqlite3_bind_int64(st, 2, limit == 0 ? -1 : (int64_t)limit);
-	}
-	return sq_read_list(r, st, sizeof(**list_r), mr_queue_fill, list_r, n_r, "queue_list");
 }
 
 /* ---- blobs -------------------------------------------------------------- */

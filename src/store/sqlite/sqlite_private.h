@@ -10,6 +10,8 @@
  *   sqlite_mailbox.c         mailbox changes: rename, delete, subscribe, flags,
  *                            expunge, copy/move
  *   sqlite_mail_read.c       mailbox, message, blob and trace reads
+ *   sqlite_queue.c           queue writes: attempt outcomes, bulk changes
+ *   sqlite_queue_read.c      queue reads and the filter's SQL, shared by both
  *   sqlite_notify.c          the notifier: watchers, told after each commit
  *
  * Statements are cached per connection, keyed by the address of their SQL
@@ -159,6 +161,10 @@ struct store_req {
 	size_t n_uids;
 	int mode;
 	uint32_t bits;
+	int64_t *ids; /* queue entry ids (store_queue_change) */
+	size_t n_ids;
+	struct store_queue_outcome *outcomes; /* store_queue_record */
+	size_t n_outcomes;
 
 	struct store_reply reply;
 	char error[512];
@@ -220,6 +226,27 @@ struct store_trace_event *sqlite_events_copy(const struct store_trace_event *eve
 int sqlite_trace_insert(struct store *s, const struct store_trace_event *events, size_t n);
 /* Logs a failed read on reader r. */
 void sqlite_read_failed(struct store_reader *r, const char *what);
+
+/* ---- the queue (sqlite_queue_read.c) -------------------------------------- */
+
+/* What a queue filter statement selects. */
+enum sq_queue_head {
+	SQ_QUEUE_ROWS,  /* every column, for sqlite_queue_fill */
+	SQ_QUEUE_COUNT, /* COUNT(*) */
+	SQ_QUEUE_REFS,  /* id, blob_id */
+};
+
+/* State bits (1 << state) a filter's state field stands for. */
+unsigned sqlite_queue_filter_states(const struct store_queue_filter *f);
+/* The cached statement on c selecting head of the entries that match f and
+ * whose state is in states, by ascending id, at most limit (0: all), bound
+ * and ready to step; NULL if it does not prepare.  f's strings are bound
+ * without copying: they must outlive the stepping. */
+sqlite3_stmt *sqlite_queue_select(struct sq_conn *c, enum sq_queue_head head,
+				  const struct store_queue_filter *f, unsigned states,
+				  size_t limit);
+/* Fills a struct store_queue_entry from a SQ_QUEUE_ROWS row. */
+void sqlite_queue_fill(sqlite3_stmt *st, void *item);
 
 /* ---- the notifier (sqlite_notify.c) ---------------------------------------- */
 

@@ -158,6 +158,22 @@ static const char *const store_migrations[] = {
 	" modseq INTEGER NOT NULL,"
 	" PRIMARY KEY (mailbox_id, uid)) WITHOUT ROWID;"
 	"CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);",
+	/* 4: queue management and per-domain outbound identity.  Filters on
+	 * addresses compare case-insensitively, so their indexes are NOCASE
+	 * (the binary ones they replace served no query); each index ends in
+	 * the rowid, so "field = ? AND id > ? ORDER BY id" pages without a
+	 * sort.  queue_state serves a filter on one state alone. */
+	"DROP INDEX queue_sender;"
+	"DROP INDEX queue_auth_user;"
+	"CREATE INDEX queue_sender ON queue(sender COLLATE NOCASE);"
+	"CREATE INDEX queue_sender_domain ON queue(sender_domain);"
+	"CREATE INDEX queue_rcpt ON queue(rcpt COLLATE NOCASE);"
+	"CREATE INDEX queue_auth_user ON queue(auth_user COLLATE NOCASE)"
+	" WHERE auth_user IS NOT NULL;"
+	"CREATE INDEX queue_state ON queue(state);"
+	"ALTER TABLE domains ADD COLUMN source_ip4 TEXT;"
+	"ALTER TABLE domains ADD COLUMN source_ip6 TEXT;"
+	"ALTER TABLE domains ADD COLUMN ehlo_name TEXT;",
 };
 
 static int store_schema_version(struct store *s, int64_t *version_r)
