@@ -8,7 +8,7 @@
 set -eu
 
 BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libjansson-dev libargon2-dev libunbound-dev libidn2-dev openssl"
-TEST_PKGS="python3 python3-pytest curl swaks sqlite3 procps util-linux fetchmail dnsmasq"
+TEST_PKGS="python3 python3-pytest curl swaks sqlite3 procps util-linux fetchmail dnsmasq python3-aiosmtpd"
 FUZZ_PKGS="clang"
 
 case "${1:-build}" in

@@ -50,7 +50,10 @@ def add_user(keel, local, *extra, password=PW):
 
 
 def setup_domain(keel, users=("alice", "bob", "carol")):
-    """local.test with the given users, all with password PW."""
+    """local.test with the given users, all with password PW.  Outbound
+    delivery is paused (delivery.max_connections = 0): these tests look at
+    what is queued, and remote.test does not exist."""
+    ctl_ok(keel, "config", "set", "delivery.max_connections", "0")
     ctl_ok(keel, "domain", "add", D)
     for u in users:
         add_user(keel, u)

@@ -98,7 +98,7 @@ def test_duplicate_key_and_good_config(tmp_path):
 def test_every_service_listens(keel):
     for service in ("smtp", "submission"):
         assert banner(keel.ports[service]).startswith("220 mail.keel.test ESMTP")
-    assert banner(keel.ports["imap"]).startswith("* BYE [UNAVAILABLE]")
+    assert banner(keel.ports["imap"]).startswith("* OK [CAPABILITY IMAP4rev1")
     assert banner(keel.ports["pop3"]).startswith("+OK mail.keel.test Keel POP3")
     for service in ("submissions", "imaps", "pop3s"):
         fp, version, line = tls_peer(keel.ports[service])

@@ -128,7 +128,10 @@ void admin_config_set(struct admin_request *req)
 	w->req = req;
 	w->def = def;
 	w->value = xstrdup(canon);
-	admin_request_audit(req, "key=%s value=%s", def->key, canon);
+	/* Never a password in the log (STYLE.md): relay credentials are
+	 * settings too. */
+	admin_request_audit(req, "key=%s value=%s", def->key,
+	                    strstr(def->key, "password") != NULL ? "********" : canon);
 	store_setting_set(req->host->store, def->key, canon, req->host->loop, admin_config_written,
 	                  w);
 }

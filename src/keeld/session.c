@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lib/conn.h"
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "lib/xalloc.h"
@@ -18,9 +17,9 @@ struct session {
 	struct session_env *env;
 	struct loop *loop;
 	enum service service;
-	struct conn *conn;         /* an "unavailable" session */
 	struct smtp_session *smtp; /* an SMTP session */
 	struct pop3_session *pop3; /* a POP3 session */
+	struct imap_session *imap; /* an IMAP session */
 	unsigned long id;
 	char peer[INET6_ADDRSTRLEN + 8];
 };
@@ -39,6 +38,9 @@ void session_env_init(struct session_env *env, const char *hostname,
 	env->pop3.tls_get = tls_get;
 	env->pop3.tls_arg = tls_arg;
 	env->pop3.store = store;
+	env->imap.tls_get = tls_get;
+	env->imap.tls_arg = tls_arg;
+	env->imap.store = store;
 	pthread_mutex_init(&env->lock, NULL);
 	/* Session ids stay unique across worker restarts: the trace keys on
 	 * them. */
@@ -115,32 +117,19 @@ static bool session_pop3_start(struct session_env *env, struct session *s, int f
 	return true;
 }
 
-static void session_on_close(struct conn *conn, enum conn_close_reason reason, void *arg)
+static bool session_imap_start(struct session_env *env, struct session *s, int fd,
+			       const char *hostname)
 {
-	struct session *s = arg;
-
-	log_debug("session", "s=%lx event=closed peer=%s reason=%d", s->id, s->peer,
-		  (int)reason);
-	session_unlink(s);
-	free(s);
-}
-
-/* The reply of a service whose protocol sessions are not in this build. */
-static void session_unavailable(struct session *s, const char *host)
-{
-	switch (s->service) {
-	default:
-		conn_printf(s->conn, "* BYE [UNAVAILABLE] %s IMAP service not available\r\n",
-			    host);
-		break;
-	}
-	conn_close(s->conn);
+	if (s->service != SERVICE_IMAP && s->service != SERVICE_IMAPS)
+		return false;
+	s->imap = imap_session_new(&env->imap, s->service == SERVICE_IMAPS, fd, s->peer, hostname,
+				   s->id, s->loop, session_on_end, s);
+	return true;
 }
 
 void session_accept(struct session_env *env, enum service service, int fd,
 		    const struct sockaddr *sa, socklen_t sa_len, struct loop *loop)
 {
-	static const struct conn_callbacks cb = { .on_close = session_on_close };
 	struct session *s = xcalloc(1, sizeof(*s));
 	SSL_CTX *tls = NULL;
 	char hostname[256];
@@ -164,16 +153,15 @@ void session_accept(struct session_env *env, enum service service, int fd,
 	env->sessions = s;
 	snprintf(hostname, sizeof(hostname), "%s", env->hostname);
 	pthread_mutex_unlock(&env->lock);
-	if (session_smtp_start(env, s, fd, hostname) || session_pop3_start(env, s, fd, hostname)) {
-		SSL_CTX_free(tls); /* the session takes its own reference */
+	SSL_CTX_free(tls); /* only checked here: each session takes its own reference */
+	if (session_smtp_start(env, s, fd, hostname) || session_pop3_start(env, s, fd, hostname) ||
+	    session_imap_start(env, s, fd, hostname))
 		return;
-	}
-	s->conn = conn_new(loop_base(loop), fd, tls, &cb, s);
-	SSL_CTX_free(tls);
-	conn_set_timeout(s->conn, 30);
-	log_info("session", "s=%lx event=connect service=%s peer=%s", s->id,
-		 service_name(service), s->peer);
-	session_unavailable(s, hostname);
+	/* Every service has a session: this is a broken invariant. */
+	log_error("session", "s=%lx event=no_session service=%s", s->id, service_name(service));
+	close(fd);
+	session_unlink(s);
+	free(s);
 }
 
 struct session_close_task {
@@ -201,9 +189,9 @@ static void session_close_on_loop(void *arg)
 	}
 	pthread_mutex_unlock(&t->env->lock);
 	for (size_t i = 0; i < n; i++) {
-		conn_free(&mine[i]->conn);
 		smtp_session_free(&mine[i]->smtp);
 		pop3_session_free(&mine[i]->pop3);
+		imap_session_free(&mine[i]->imap);
 		session_unlink(mine[i]);
 		free(mine[i]);
 	}

@@ -1,11 +1,8 @@
 /* Accepted connections: the hand-off from a listener to a protocol session.
  *
  * session_accept() runs on the loop that accepted the connection, and the
- * session lives on that loop.  Protocol sessions (SMTP, IMAP, POP3) plug in
- * here as they land; a service without one answers with its protocol's own
- * "service not available" reply (SMTP 421 4.3.2, IMAP BYE [UNAVAILABLE],
- * POP3 -ERR [SYS/TEMP]) after the TLS handshake on implicit-TLS ports, and
- * closes. */
+ * session lives on that loop: SMTP (smtp, submission, submissions), IMAP
+ * (imap, imaps) or POP3 (pop3, pop3s). */
 #ifndef KEEL_KEELD_SESSION_H
 #define KEEL_KEELD_SESSION_H
 
@@ -13,6 +10,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include "imap/imap_session.h"
 #include "keeld/config.h"
 #include "pop3/pop3_session.h"
 #include "smtp/smtp_session.h"
@@ -34,6 +32,7 @@ struct session_env {
 	/* What SMTP sessions share; the worker fills in the services. */
 	struct smtp_env smtp;
 	struct pop3_env pop3;
+	struct imap_env imap;
 	pthread_mutex_t lock;
 	struct session *sessions; /* every open session, for shutdown */
 	unsigned long next_id;

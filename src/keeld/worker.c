@@ -27,6 +27,8 @@
 #include "lib/workpool.h"
 #include "lib/xalloc.h"
 #include "pipeline/pipeline.h"
+#include "queue/queue_runner.h"
+#include "imap/imap_recent.h"
 #include "pop3/pop3_lock.h"
 #include "settings/settings.h"
 #include "store/store.h"
@@ -68,6 +70,9 @@ struct worker {
 	struct iplimit *iplimit;
 	struct relay_window *relay_window;
 	struct pop3_locks *pop3_locks;
+	struct imap_recent *imap_recent;
+	struct queue_runner *runner; /* on runner_loop */
+	struct loop *runner_loop;
 };
 
 /* ---- TLS ------------------------------------------------------------------ */
@@ -319,6 +324,8 @@ static void worker_on_settings(struct worker *w, struct ipc_msg *msg)
 	log_set_level(c.log_level);
 	session_env_set_hostname(&w->env, c.hostname);
 	pipeline_set_hostname(w->pipeline, c.hostname);
+	if (w->runner != NULL)
+		queue_runner_set_hostname(w->runner, c.hostname);
 	config_deinit(&w->config);
 	w->config = c;
 }
@@ -544,9 +551,33 @@ static void worker_quiesce(struct worker *w)
 	}
 }
 
+/* ---- the queue runner: one loop, the last (away from the admin loop) ---- */
+
+static void worker_start_runner(void *arg)
+{
+	struct worker_sync *s = arg;
+
+	queue_runner_start(s->w->runner);
+	worker_sync_signal(s, 0);
+}
+
+static void worker_stop_runner(void *arg)
+{
+	struct worker_sync *s = arg;
+
+	queue_runner_stop(&s->w->runner);
+	worker_sync_signal(s, 0);
+}
+
 static void worker_shutdown(struct worker *w)
 {
 	worker_run_on(w, w->admin_loop, worker_stop_accepting, NULL);
+	if (w->runner != NULL) {
+		/* No new kicks, then stop on its loop (kicks already posted
+		 * run before the stop). */
+		pipeline_set_queue_hook(w->pipeline, NULL, NULL);
+		worker_run_on(w, w->runner_loop, worker_stop_runner, NULL);
+	}
 	session_close_all(&w->env, w->loops);
 	workpool_stop(&w->workpool);
 	worker_quiesce(w);
@@ -560,6 +591,7 @@ static void worker_shutdown(struct worker *w)
 	iplimit_free(&w->iplimit);
 	relay_window_free(&w->relay_window);
 	pop3_locks_free(&w->pop3_locks);
+	imap_recent_free(&w->imap_recent);
 	SSL_CTX_free(w->tls);
 	config_deinit(&w->config);
 	log_info("worker", "event=stopped");
@@ -617,6 +649,15 @@ int worker_main(void)
 	w.env.pop3.throttle = w.throttle;
 	w.env.pop3.relay_window = w.relay_window;
 	w.env.pop3.locks = w.pop3_locks;
+	w.imap_recent = imap_recent_new();
+	w.env.imap.workpool = w.workpool;
+	w.env.imap.throttle = w.throttle;
+	w.env.imap.relay_window = w.relay_window;
+	w.env.imap.recent = w.imap_recent;
+	w.runner_loop = loop_pool_get(w.loops, loop_pool_count(w.loops) - 1);
+	w.runner = queue_runner_new(w.store, w.pipeline, w.runner_loop, w.config.hostname);
+	pipeline_set_queue_hook(w.pipeline, queue_runner_kick, w.runner);
+	worker_run_on(&w, w.runner_loop, worker_start_runner, NULL);
 	worker_run_on(&w, w.admin_loop, worker_start_admin, &status);
 	if (status < 0) {
 		worker_shutdown(&w);

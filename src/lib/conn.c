@@ -4,6 +4,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <errno.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ struct conn {
 	void *ctx;
 	SSL *ssl;                  /* owned by the TLS bufferevent */
 	bool closing, finishing, paused, discarding, tls_done;
+	bool connecting;           /* client side: connect() not finished yet */
 	enum conn_close_reason reason;
 	struct timeval timeout;
 	char *line;
@@ -83,6 +85,35 @@ struct conn *conn_new(struct event_base *base, int fd, SSL_CTX *tls,
 	return conn;
 }
 
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr,
+			  socklen_t addr_len, const struct sockaddr *source, socklen_t source_len,
+			  const struct conn_callbacks *cb, void *ctx, const char **error_r)
+{
+	struct conn *conn;
+	evutil_socket_t fd = socket(addr->sa_family, SOCK_STREAM, 0);
+
+	if (fd < 0) {
+		*error_r = strerror(errno);
+		return NULL;
+	}
+	/* Bound before connecting, so that the peer sees this address (a
+	 * domain's own outbound IP); refused at once if it is not ours. */
+	if ((source != NULL && bind(fd, source, source_len) < 0) ||
+	    evutil_make_socket_nonblocking(fd) < 0 || evutil_make_socket_closeonexec(fd) < 0) {
+		*error_r = strerror(errno);
+		close(fd);
+		return NULL;
+	}
+	conn = conn_new(base, fd, NULL, cb, ctx);
+	conn->connecting = true;
+	if (bufferevent_socket_connect(conn->bev, addr, (int)addr_len) < 0) {
+		*error_r = "connect failed";
+		conn_free(&conn);
+		return NULL;
+	}
+	return conn;
+}
+
 void conn_set_timeout(struct conn *conn, unsigned seconds)
 {
 	conn->timeout.tv_sec = seconds;
@@ -134,6 +165,12 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *conn = arg;
 
+	if ((what & BEV_EVENT_CONNECTED) && conn->connecting) {
+		conn->connecting = false;
+		if (conn->cb.on_connect != NULL)
+			conn->cb.on_connect(conn, conn->ctx);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		conn->tls_done = true;
 		if (conn->cb.on_tls != NULL)
@@ -276,6 +313,27 @@ int conn_starttls(struct conn *conn, SSL_CTX *tls)
 	bufferevent_setcb(under, NULL, NULL, NULL, NULL);
 	conn->bev = bufferevent_openssl_filter_new(conn->base, under, conn->ssl,
 						   BUFFEREVENT_SSL_ACCEPTING,
+						   BEV_OPT_CLOSE_ON_FREE);
+	conn->discarding = false;
+	conn_setup_bev(conn);
+	return 0;
+}
+
+int conn_starttls_client(struct conn *conn, SSL_CTX *tls, const char *servername)
+{
+	struct bufferevent *under = conn->bev;
+
+	if (tls == NULL || conn->ssl != NULL)
+		return -1;
+	evbuffer_drain(bufferevent_get_input(under), (size_t)-1);
+	conn->ssl = SSL_new(tls);
+	if (servername != NULL && servername[0] != '\0' && servername[0] != '[')
+		SSL_set_tlsext_host_name(conn->ssl, servername);
+	conn->under = under;
+	evbuffer_add_cb(bufferevent_get_output(under), conn_on_under_output, conn);
+	bufferevent_setcb(under, NULL, NULL, NULL, NULL);
+	conn->bev = bufferevent_openssl_filter_new(conn->base, under, conn->ssl,
+						   BUFFEREVENT_SSL_CONNECTING,
 						   BEV_OPT_CLOSE_ON_FREE);
 	conn->discarding = false;
 	conn_setup_bev(conn);

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 /* A long answer is produced while less than this is waiting to be sent. */
 #define CONN_WRITE_LOW (64 * 1024)
@@ -36,12 +37,28 @@ struct conn_callbacks {
 	/* Optional: the output buffer has drained (below CONN_WRITE_LOW): time
 	 * to produce more of a long answer that is written piece by piece. */
 	void (*on_written)(struct conn *conn, void *ctx);
+	/* Optional, client side: the TCP connection started by conn_connect()
+	 * is established.  A connection that fails ends in on_close with
+	 * CONN_CLOSED_ERROR (refused, unreachable) or CONN_CLOSED_TIMEOUT,
+	 * without on_connect. */
+	void (*on_connect)(struct conn *conn, void *ctx);
 };
 
 /* Takes ownership of fd.  tls not NULL: the connection starts with a TLS
  * handshake (implicit TLS); the context is referenced, not taken. */
 struct conn *conn_new(struct event_base *base, int fd, SSL_CTX *tls,
 		      const struct conn_callbacks *cb, void *ctx);
+
+/* Client side: starts a non-blocking TCP connection to addr, from source
+ * when not NULL (the socket is bound to it first: multihoming; port 0 lets
+ * the kernel choose).  on_connect follows once connected; the idle timeout
+ * (conn_set_timeout) also bounds the connect.  Returns NULL with error_r
+ * set when the socket cannot be made or bound (e.g. source is not an
+ * address of this host); an unreachable peer is reported later, through
+ * on_close. */
+struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr,
+			  socklen_t addr_len, const struct sockaddr *source, socklen_t source_len,
+			  const struct conn_callbacks *cb, void *ctx, const char **error_r);
 
 /* Sets the idle timeout (no input for that long closes the connection). */
 void conn_set_timeout(struct conn *conn, unsigned seconds);
@@ -71,6 +88,13 @@ void conn_resume(struct conn *conn);
  * 4.2 requires: pipelined plaintext must never be taken as coming through
  * TLS.  Returns -1 if there is no context or the connection is already TLS. */
 int conn_starttls(struct conn *conn, SSL_CTX *tls);
+/* Client side of STARTTLS, after the server's 220 to it: starts the TLS
+ * handshake as the client, with SNI servername (may be NULL).  The context
+ * decides about certificate checks; on_tls follows when the handshake is
+ * done, on_close (CONN_CLOSED_ERROR) when it fails.  Input buffered before
+ * is discarded (RFC 3207 4.2).  Returns -1 if there is no context or the
+ * connection is already TLS. */
+int conn_starttls_client(struct conn *conn, SSL_CTX *tls, const char *servername);
 bool conn_is_tls(const struct conn *conn);
 /* "TLSv1.3" and the cipher name, or NULL without TLS. */
 const char *conn_tls_version(struct conn *conn);

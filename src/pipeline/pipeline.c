@@ -18,6 +18,8 @@ struct pipeline {
 	struct store *store;
 	pthread_mutex_t lock;
 	char hostname[256];
+	pipeline_queued_cb *queued_cb; /* under lock */
+	void *queued_arg;
 };
 
 /* One message on its way through; lives until its store writes answer. */
@@ -65,6 +67,23 @@ void pipeline_set_hostname(struct pipeline *p, const char *hostname)
 {
 	pthread_mutex_lock(&p->lock);
 	snprintf(p->hostname, sizeof(p->hostname), "%s", hostname);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pipeline_set_queue_hook(struct pipeline *p, pipeline_queued_cb *cb, void *arg)
+{
+	pthread_mutex_lock(&p->lock);
+	p->queued_cb = cb;
+	p->queued_arg = arg;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Under the lock, so that a hook being removed is never called after. */
+static void pipeline_kick_queue(struct pipeline *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->queued_cb != NULL)
+		p->queued_cb(p->queued_arg);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -203,6 +222,8 @@ static void pipeline_finish(struct pipeline_job *job)
 				result.failed++;
 		}
 		result.queued = job->queued;
+		if (job->queued > 0)
+			pipeline_kick_queue(job->p);
 		pipeline_trace_outcome(job);
 		if (result.failed > 0)
 			pipeline_bounce(job);
@@ -334,20 +355,21 @@ void pipeline_submit(struct pipeline *p, const struct pipeline_message *m, struc
 
 /* A DSN is a message like any other, from <>, to the original sender:
  * resolved by the directory, delivered or queued. */
-static void pipeline_submit_dsn(struct pipeline_job *job, const char *msg, size_t len)
+static int pipeline_submit_dsn_to(struct pipeline *p, const char *sender, const char *about_queue_id,
+				  const char *msg, size_t len, struct loop *loop)
 {
-	struct store_reader *reader = loop_data(job->loop);
+	struct store_reader *reader = loop_data(loop);
 	struct pipeline_message m = { 0 };
 	struct pipeline_rcpt rcpt = { 0 };
 	struct pipeline_target *targets;
 	struct directory_result res;
 	size_t n = 0;
 
-	if (directory_resolve(reader, job->env.sender, &res) < 0) {
+	if (directory_resolve(reader, sender, &res) < 0) {
 		log_error("pipeline", "queue=%s event=dsn_undeliverable rcpt=%s reason=\"%s\"",
-			  job->env.queue_id, job->env.sender, directory_reject_str(res.reason));
+			  about_queue_id, sender, directory_reject_str(res.reason));
 		directory_result_free(&res);
-		return;
+		return -1;
 	}
 	targets = xcalloc(res.n_users + res.n_remote, sizeof(*targets));
 	for (size_t i = 0; i < res.n_users; i++, n++) {
@@ -357,21 +379,61 @@ static void pipeline_submit_dsn(struct pipeline_job *job, const char *msg, size_
 	}
 	for (size_t i = 0; i < res.n_remote; i++, n++)
 		snprintf(targets[n].address, sizeof(targets[n].address), "%s", res.remote[i]);
-	snprintf(rcpt.address, sizeof(rcpt.address), "%s", job->env.sender);
+	snprintf(rcpt.address, sizeof(rcpt.address), "%s", sender);
 	rcpt.notify = DSN_NOTIFY_NEVER;
 	mail_queue_id_generate(m.env.queue_id, sizeof(m.env.queue_id));
 	header_message_id(msg, len, m.env.message_id, sizeof(m.env.message_id));
 	m.protocol = "dsn";
-	m.session = job->env.queue_id;
+	m.session = about_queue_id;
 	m.data = msg;
 	m.size = len;
 	m.rcpts = &rcpt;
 	m.n_rcpts = 1;
 	m.targets = targets;
 	m.n_targets = n;
-	log_info("pipeline", "queue=%s event=dsn dsn_queue=%s to=<%s>", job->env.queue_id,
-		 m.env.queue_id, job->env.sender);
-	pipeline_submit(job->p, &m, job->loop, pipeline_dsn_done, NULL);
+	log_info("pipeline", "queue=%s event=dsn dsn_queue=%s to=<%s>", about_queue_id,
+		 m.env.queue_id, sender);
+	pipeline_submit(p, &m, loop, pipeline_dsn_done, NULL);
 	free(targets);
 	directory_result_free(&res);
+	return 0;
+}
+
+static void pipeline_submit_dsn(struct pipeline_job *job, const char *msg, size_t len)
+{
+	pipeline_submit_dsn_to(job->p, job->env.sender, job->env.queue_id, msg, len, job->loop);
+}
+
+int pipeline_submit_report(struct pipeline *p, const struct pipeline_report *r,
+			   struct loop *loop, const char **error_r)
+{
+	const struct store_envelope *env = r->env;
+	struct dsn d = { 0 };
+	char host[256], *msg;
+	size_t len;
+
+	pipeline_hostname(p, host, sizeof(host));
+	d.reporting_mta = host;
+	d.sender = env->sender;
+	d.envid = env->envid[0] != '\0' ? env->envid : NULL;
+	d.arrival = r->arrival;
+	d.ret = env->ret == 2 ? DSN_RET_HDRS : env->ret == 1 ? DSN_RET_FULL : DSN_RET_DEFAULT;
+	/* Only part of the original at hand: its header section only. */
+	d.full_max = r->headers_only ? 1 : 0;
+	d.msg = r->msg;
+	d.msg_len = r->msg_len;
+	d.rcpts = r->rcpts;
+	d.rcpt_count = r->n_rcpts;
+	if (dsn_build(&d, &msg, &len, error_r) < 0) {
+		log_error("pipeline", "queue=%s event=dsn_failed error=\"%s\"", env->queue_id,
+			  *error_r);
+		return -1;
+	}
+	if (pipeline_submit_dsn_to(p, env->sender, env->queue_id, msg, len, loop) < 0) {
+		*error_r = "the sender's address is not deliverable";
+		free(msg);
+		return -1;
+	}
+	free(msg);
+	return 0;
 }

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mail/dsn.h"
 #include "store/store.h"
 
 struct loop;
@@ -75,5 +76,32 @@ void pipeline_set_hostname(struct pipeline *p, const char *hostname);
 /* Copies what it needs from m before returning. */
 void pipeline_submit(struct pipeline *p, const struct pipeline_message *m, struct loop *loop,
 		     pipeline_done_cb *cb, void *ctx);
+
+/* The outbound queue's wake-up: called after a message's remote recipients
+ * are queued durably, on the loop of that submission (any thread): it must
+ * be cheap and thread-safe (queue_runner_kick).  NULL removes it; after
+ * this returns the old hook is never called again. */
+typedef void pipeline_queued_cb(void *arg);
+void pipeline_set_queue_hook(struct pipeline *p, pipeline_queued_cb *cb, void *arg);
+
+/* A delivery status notification about mail in the outbound queue (failed,
+ * delayed, relayed), to env->sender, built with dsn_build() and submitted
+ * from <> like the pipeline's own DSNs.  The caller decided that one is due
+ * (dsn_should_send); the pipeline fills in the reporting MTA.  msg is the
+ * original (or its beginning, with headers_only).  On the caller's loop,
+ * whose data is its store reader.  Returns -1 with a static *error_r when
+ * the DSN cannot be built or its recipient is not deliverable (both
+ * logged); 0 once submitted (its storage is then logged if it fails). */
+struct pipeline_report {
+	const struct store_envelope *env;
+	time_t arrival;
+	const char *msg;
+	size_t msg_len;
+	bool headers_only;
+	const struct dsn_rcpt *rcpts;
+	size_t n_rcpts;
+};
+int pipeline_submit_report(struct pipeline *p, const struct pipeline_report *r,
+			   struct loop *loop, const char **error_r);
 
 #endif

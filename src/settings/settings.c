@@ -15,6 +15,7 @@
 /* The registry.  Add a setting here and read it where it applies; the key
  * names the module it configures.  def is what a user would write. */
 static const char *const smtp_bare_newline_choices[] = { "reject", "normalize", NULL };
+static const char *const delivery_tls_choices[] = { "may", "require", NULL };
 
 static const struct setting_def settings_registry[] = {
     {
@@ -147,12 +148,128 @@ static const struct setting_def settings_registry[] = {
         .doc = "idle time before a POP3 session is closed (RFC 1939: at least 10 minutes)",
     },
     {
+        .key = "imap.allow_plaintext_auth",
+        .type = SETTING_BOOL,
+        .def = "no",
+        .doc = "allow LOGIN and AUTHENTICATE on IMAP before TLS",
+    },
+    {
+        .key = "imap.timeout_login",
+        .type = SETTING_DURATION,
+        .def = "60s",
+        .min = 10,
+        .max = 3600,
+        .doc = "time an IMAP client has to log in",
+    },
+    {
+        .key = "imap.timeout_idle",
+        .type = SETTING_DURATION,
+        .def = "30m",
+        .min = 1800,
+        .max = 86400,
+        .doc = "idle time before a logged-in IMAP session is closed (RFC 3501: at least 30 minutes)",
+    },
+    {
+        .key = "imap.max_errors",
+        .type = SETTING_INT,
+        .def = "10",
+        .min = 1,
+        .max = 1000,
+        .doc = "BAD answers in one IMAP session before it is closed",
+    },
+    {
         .key = "pop3.max_errors",
         .type = SETTING_INT,
         .def = "10",
         .min = 1,
         .max = 1000,
         .doc = "failed commands in one POP3 session before it is closed",
+    },
+    /* Outbound delivery (src/queue, docs/queue.md).  delivery.routes and
+     * delivery.relayhost have a syntax of their own: the queue runner
+     * checks them when it uses them and logs a bad value (mail then waits). */
+    {
+        .key = "delivery.routes",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "per-domain routes: DOMAIN=direct|reject|relay:HOST:PORT [tls=require], comma-separated",
+    },
+    {
+        .key = "delivery.relayhost",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "HOST:PORT or [ADDRESS]:PORT that takes all outbound mail not routed by delivery.routes (empty: MX lookup)",
+    },
+    {
+        .key = "delivery.relayhost_username",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "AUTH user name for delivery.relayhost (empty: no AUTH); sent only over TLS",
+    },
+    {
+        .key = "delivery.relayhost_password",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "AUTH password for delivery.relayhost",
+    },
+    {
+        .key = "delivery.relayhost_tls",
+        .type = SETTING_ENUM,
+        .def = "may",
+        .choices = delivery_tls_choices,
+        .doc = "STARTTLS to delivery.relayhost: required, or used when offered",
+    },
+    {
+        .key = "delivery.port",
+        .type = SETTING_INT,
+        .def = "25",
+        .min = 1,
+        .max = 65535,
+        .doc = "TCP port of MX hosts for direct delivery",
+    },
+    {
+        .key = "delivery.max_connections",
+        .type = SETTING_INT,
+        .def = "20",
+        .min = 0,
+        .max = 10000,
+        .doc = "outbound SMTP sessions at once (0 = delivery paused: mail stays queued)",
+    },
+    {
+        .key = "delivery.max_connections_per_domain",
+        .type = SETTING_INT,
+        .def = "5",
+        .min = 1,
+        .max = 1000,
+        .doc = "outbound SMTP sessions at once to one recipient domain",
+    },
+    {
+        .key = "dns.resolver",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "DNS server for outbound delivery, ADDR or ADDR:PORT (empty: those of /etc/resolv.conf)",
+    },
+    {
+        .key = "queue.retry_schedule",
+        .type = SETTING_STRING,
+        .def = "5m,10m,30m,1h,2h,4h",
+        .doc = "delays between delivery attempts; after the last, the last again",
+    },
+    {
+        .key = "queue.warn_after",
+        .type = SETTING_DURATION,
+        .def = "4h",
+        .min = 0,
+        .max = 30 * 86400,
+        .doc = "age of undelivered mail when the sender gets one delay warning (0 = never)",
+    },
+    {
+        .key = "queue.max_age",
+        .type = SETTING_DURATION,
+        .def = "5d",
+        .min = 1,
+        .max = 90 * 86400,
+        .doc = "age after which undelivered mail is bounced",
     },
 };
 

@@ -1,0 +1,653 @@
+/* FETCH and UID FETCH.  The answer is produced piece by piece while the
+ * output has room (on_written), so FETCH 1:* of a large mailbox never
+ * builds its whole answer in memory.  BODY[] and RFC822 (whole or partial)
+ * are streamed from the blob; other sections, ENVELOPE, BODY and
+ * BODYSTRUCTURE read the message and parse its MIME structure (mail/mime.h)
+ * once per message. */
+#include "imap/imap_private.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/conn.h"
+#include "lib/log.h"
+#include "lib/xalloc.h"
+#include "mail/mime.h"
+
+#define IMAP_FETCH_CHUNK 16384
+#define IMAP_FETCH_MAX_FIELDS 64
+
+enum imap_fetch_kind {
+	IMAP_FETCH_FLAGS,
+	IMAP_FETCH_UID,
+	IMAP_FETCH_INTERNALDATE,
+	IMAP_FETCH_SIZE,
+	IMAP_FETCH_ENVELOPE,
+	IMAP_FETCH_BODYSTRUCTURE,
+	IMAP_FETCH_BODY,
+	IMAP_FETCH_MODSEQ,
+	IMAP_FETCH_SECTION,
+};
+
+struct imap_fetch_item {
+	enum imap_fetch_kind kind;
+	char name[256];  /* as it goes in the response: "BODY[HEADER]", "RFC822" */
+	char spec[128];  /* for mime_section_find: "", "HEADER", "1.2", ... */
+	char *fields[IMAP_FETCH_MAX_FIELDS];
+	unsigned n_fields;
+	bool fields_not;
+	bool partial;
+	uint64_t offset, length;
+	bool peek;
+};
+
+struct imap_fetch {
+	struct imap_fetch_item *items;
+	size_t n_items;
+	size_t *idx, n, pos;
+	bool in_msg;
+	size_t item;
+	bool first;
+	bool failed; /* some content could not be read: NO at the end */
+	/* The current message's content, when an item needs it. */
+	char *msg;
+	size_t msg_len;
+	struct mime_tree *tree;
+	/* A literal being streamed from a blob. */
+	struct store_blob_stream *blob;
+	uint64_t skip, left;
+};
+
+void imap_fetch_free(struct imap_fetch **fp)
+{
+	struct imap_fetch *f = *fp;
+
+	if (f == NULL)
+		return;
+	*fp = NULL;
+	for (size_t i = 0; i < f->n_items; i++)
+		for (unsigned k = 0; k < f->items[i].n_fields; k++)
+			free(f->items[i].fields[k]);
+	free(f->items);
+	free(f->idx);
+	free(f->msg);
+	mime_tree_free(&f->tree);
+	store_blob_stream_close(&f->blob);
+	free(f);
+}
+
+/* ---- parsing the items --------------------------------------------------------- */
+
+static struct imap_fetch_item *imap_fetch_add(struct imap_fetch *f, enum imap_fetch_kind kind,
+					      const char *name)
+{
+	struct imap_fetch_item *it;
+
+	f->items = xrealloc(f->items, (f->n_items + 1) * sizeof(*f->items));
+	it = &f->items[f->n_items++];
+	memset(it, 0, sizeof(*it));
+	it->kind = kind;
+	snprintf(it->name, sizeof(it->name), "%s", name);
+	return it;
+}
+
+static bool imap_fetch_has(const struct imap_fetch *f, enum imap_fetch_kind kind)
+{
+	for (size_t i = 0; i < f->n_items; i++)
+		if (f->items[i].kind == kind)
+			return true;
+	return false;
+}
+
+/* "<o.l>" after a section. */
+static int imap_fetch_partial(struct imap_fetch_item *it, const char *p)
+{
+	char *end;
+
+	if (*p == '\0')
+		return 0;
+	if (*p != '<' || !isdigit((unsigned char)p[1]))
+		return -1;
+	it->offset = strtoull(p + 1, &end, 10);
+	if (*end != '.' || !isdigit((unsigned char)end[1]))
+		return -1;
+	it->length = strtoull(end + 1, &end, 10);
+	if (*end != '>' || end[1] != '\0' || it->length == 0)
+		return -1;
+	it->partial = true;
+	return 0;
+}
+
+/* The header field names of HEADER.FIELDS (a b "c"). */
+static int imap_fetch_fields(struct imap_fetch_item *it, const char *p, const char *end)
+{
+	if (*p != '(' || end <= p || end[-1] != ')')
+		return -1;
+	for (p++, end--; p < end;) {
+		const char *start;
+		while (p < end && *p == ' ')
+			p++;
+		if (p == end)
+			break;
+		bool quoted = *p == '"';
+		start = quoted ? ++p : p;
+		while (p < end && *p != (quoted ? '"' : ' '))
+			p++;
+		if (p == start || it->n_fields == IMAP_FETCH_MAX_FIELDS)
+			return -1;
+		it->fields[it->n_fields++] = xstrndup(start, (size_t)(p - start));
+		if (quoted && p < end)
+			p++;
+	}
+	return it->n_fields > 0 ? 0 : -1;
+}
+
+/* BODY[...]<...> or BODY.PEEK[...]<...>. */
+static int imap_fetch_section(struct imap_fetch *f, const char *atom)
+{
+	bool peek = strncasecmp(atom, "BODY.PEEK[", 10) == 0;
+	const char *sec = atom + (peek ? 10 : 5), *close = strrchr(atom, ']');
+	struct imap_fetch_item *it;
+	const char *paren;
+	size_t spec_len;
+
+	if (close == NULL || close < sec)
+		return -1;
+	it = imap_fetch_add(f, IMAP_FETCH_SECTION, "");
+	it->peek = peek;
+	paren = memchr(sec, '(', (size_t)(close - sec));
+	spec_len = (size_t)((paren != NULL ? paren : close) - sec);
+	while (spec_len > 0 && sec[spec_len - 1] == ' ')
+		spec_len--;
+	if (spec_len >= sizeof(it->spec))
+		return -1;
+	for (size_t i = 0; i < spec_len; i++)
+		it->spec[i] = (char)toupper((unsigned char)sec[i]);
+	it->spec[spec_len] = '\0';
+	if (paren != NULL) {
+		size_t l = strlen(it->spec);
+		if (l < 13 || (strcmp(it->spec + l - 13, "HEADER.FIELDS") != 0 &&
+			       (l < 17 || strcmp(it->spec + l - 17, "HEADER.FIELDS.NOT") != 0)))
+			return -1;
+		it->fields_not = strcmp(it->spec + l - 4, ".NOT") == 0;
+		if (imap_fetch_fields(it, paren, close) < 0)
+			return -1;
+	} else if (strstr(it->spec, "HEADER.FIELDS") != NULL) {
+		return -1;
+	}
+	if (imap_fetch_partial(it, close + 1) < 0)
+		return -1;
+	int n = snprintf(it->name, sizeof(it->name), "BODY[%s", it->spec);
+	if (paren != NULL) {
+		n += snprintf(it->name + n, sizeof(it->name) - (size_t)n, " (");
+		for (unsigned k = 0; k < it->n_fields; k++)
+			n += snprintf(it->name + n, sizeof(it->name) - (size_t)n, "%s%s", k ? " " : "",
+				      it->fields[k]);
+		n += snprintf(it->name + n, sizeof(it->name) - (size_t)n, ")");
+	}
+	n += snprintf(it->name + n, sizeof(it->name) - (size_t)n, "]");
+	if (it->partial)
+		snprintf(it->name + n, sizeof(it->name) - (size_t)n, "<%llu>",
+			 (unsigned long long)it->offset);
+	return n < (int)sizeof(it->name) - 24 ? 0 : -1;
+}
+
+static int imap_fetch_atom(struct imap_fetch *f, const struct imap_arg *a)
+{
+	static const struct {
+		const char *name;
+		enum imap_fetch_kind kind;
+	} simple[] = {
+		{ "FLAGS", IMAP_FETCH_FLAGS },       { "UID", IMAP_FETCH_UID },
+		{ "INTERNALDATE", IMAP_FETCH_INTERNALDATE }, { "RFC822.SIZE", IMAP_FETCH_SIZE },
+		{ "ENVELOPE", IMAP_FETCH_ENVELOPE }, { "BODYSTRUCTURE", IMAP_FETCH_BODYSTRUCTURE },
+		{ "BODY", IMAP_FETCH_BODY },         { "MODSEQ", IMAP_FETCH_MODSEQ },
+	};
+	struct imap_fetch_item *it;
+
+	if (a->type != IMAP_ARG_ATOM)
+		return -1;
+	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
+		if (strcasecmp(a->str, simple[i].name) == 0) {
+			imap_fetch_add(f, simple[i].kind, simple[i].name);
+			return 0;
+		}
+	}
+	if (strcasecmp(a->str, "RFC822") == 0) {
+		imap_fetch_add(f, IMAP_FETCH_SECTION, "RFC822");
+	} else if (strcasecmp(a->str, "RFC822.HEADER") == 0) {
+		it = imap_fetch_add(f, IMAP_FETCH_SECTION, "RFC822.HEADER");
+		snprintf(it->spec, sizeof(it->spec), "HEADER");
+		it->peek = true;
+	} else if (strcasecmp(a->str, "RFC822.TEXT") == 0) {
+		it = imap_fetch_add(f, IMAP_FETCH_SECTION, "RFC822.TEXT");
+		snprintf(it->spec, sizeof(it->spec), "TEXT");
+	} else if (strncasecmp(a->str, "BODY[", 5) == 0 || strncasecmp(a->str, "BODY.PEEK[", 10) == 0) {
+		return imap_fetch_section(f, a->str);
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static int imap_fetch_items(struct imap_fetch *f, const struct imap_arg *a)
+{
+	static const char *const macros[][5] = {
+		{ "ALL", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE" },
+		{ "FAST", "FLAGS", "INTERNALDATE", "RFC822.SIZE", NULL },
+		{ "FULL", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE" },
+	};
+
+	if (a->type == IMAP_ARG_LIST) {
+		if (a->n == 0)
+			return -1;
+		for (size_t i = 0; i < a->n; i++)
+			if (imap_fetch_atom(f, &a->list[i]) < 0)
+				return -1;
+		return 0;
+	}
+	for (size_t m = 0; m < 3; m++) {
+		if (!imap_arg_atom_equals(a, macros[m][0]))
+			continue;
+		for (size_t k = 1; k < 5 && macros[m][k] != NULL; k++) {
+			struct imap_arg atom = { .type = IMAP_ARG_ATOM, .str = macros[m][k],
+						 .len = strlen(macros[m][k]) };
+			imap_fetch_atom(f, &atom);
+		}
+		if (m == 2)
+			imap_fetch_add(f, IMAP_FETCH_BODY, "BODY");
+		return 0;
+	}
+	return imap_fetch_atom(f, a);
+}
+
+/* ---- one message ------------------------------------------------------------- */
+
+static bool imap_item_whole(const struct imap_fetch_item *it)
+{
+	return it->kind == IMAP_FETCH_SECTION && it->spec[0] == '\0';
+}
+
+static bool imap_item_needs_content(const struct imap_fetch_item *it)
+{
+	return it->kind == IMAP_FETCH_ENVELOPE || it->kind == IMAP_FETCH_BODYSTRUCTURE ||
+	       it->kind == IMAP_FETCH_BODY || (it->kind == IMAP_FETCH_SECTION && !imap_item_whole(it));
+}
+
+static int imap_fetch_load(struct imap_session *s, struct imap_fetch *f, const struct imap_msg *m)
+{
+	const char *error;
+	void *data;
+
+	for (size_t i = 0; i < f->n_items; i++) {
+		if (!imap_item_needs_content(&f->items[i]))
+			continue;
+		if (store_blob_read(s->reader, m->blob_id, &data, &f->msg_len, &error) < 0) {
+			log_error("imap", "s=%s event=read_failed uid=%u error=\"%s\"", s->id, m->uid,
+				  error != NULL ? error : "not found");
+			return -1;
+		}
+		f->msg = data;
+		f->tree = mime_parse(f->msg, f->msg_len);
+		return 0;
+	}
+	return 0;
+}
+
+static void imap_fetch_literal(struct imap_session *s, const struct imap_fetch_item *it,
+			       const char *data, size_t len)
+{
+	if (it->partial) {
+		uint64_t off = it->offset < len ? it->offset : len;
+		uint64_t n = len - off < it->length ? len - off : it->length;
+		data += off;
+		len = (size_t)n;
+	}
+	imap_printf(s, "%s {%zu}\r\n", it->name, len);
+	imap_write(s, data, len);
+}
+
+static void imap_fetch_traced(struct imap_session *s, struct imap_msg *m,
+			      const struct imap_fetch_item *it)
+{
+	if (m->flags & IMAP_MSG_FETCHED)
+		return;
+	m->flags |= IMAP_MSG_FETCHED;
+	imap_trace(s, "fetched", "mailbox=%s uid=%u item=%s size=%llu", s->view.name, m->uid,
+		   it->name, (unsigned long long)m->size);
+}
+
+/* BODY[] / RFC822, whole or partial: a literal streamed from the blob. */
+static void imap_fetch_stream_start(struct imap_session *s, struct imap_fetch *f,
+				    const struct imap_fetch_item *it, const struct imap_msg *m)
+{
+	uint64_t size, off = 0, len;
+	const char *error;
+
+	if (store_blob_stream_open(s->reader, m->blob_id, &f->blob, &size, &error) < 0) {
+		log_error("imap", "s=%s event=read_failed uid=%u error=\"%s\"", s->id, m->uid,
+			  error != NULL ? error : "not found");
+		imap_printf(s, "%s NIL", it->name);
+		f->failed = true;
+		return;
+	}
+	len = size;
+	if (it->partial) {
+		off = it->offset < size ? it->offset : size;
+		len = size - off < it->length ? size - off : it->length;
+	}
+	imap_printf(s, "%s {%llu}\r\n", it->name, (unsigned long long)len);
+	f->skip = off;
+	f->left = len;
+	if (len == 0)
+		store_blob_stream_close(&f->blob);
+}
+
+/* Sends more of the streamed literal; -1 when the session had to close. */
+static int imap_fetch_stream_more(struct imap_session *s, struct imap_fetch *f)
+{
+	char buf[IMAP_FETCH_CHUNK];
+	const char *error = NULL;
+	long n = store_blob_stream_read(f->blob, buf, sizeof(buf), &error);
+	size_t off = 0, take;
+
+	if (n <= 0) {
+		/* Half a literal was sent: the only honest end is to close. */
+		log_error("imap", "s=%s event=read_failed error=\"%s\"", s->id,
+			  error != NULL ? error : "short blob");
+		store_blob_stream_close(&f->blob);
+		imap_close(s);
+		return -1;
+	}
+	if (f->skip >= (uint64_t)n) {
+		f->skip -= (uint64_t)n;
+		return 0;
+	}
+	off = (size_t)f->skip;
+	f->skip = 0;
+	take = (size_t)n - off;
+	if (take > f->left)
+		take = (size_t)f->left;
+	imap_write(s, buf + off, take);
+	f->left -= take;
+	if (f->left == 0)
+		store_blob_stream_close(&f->blob);
+	return 0;
+}
+
+static void imap_fetch_section_item(struct imap_session *s, struct imap_fetch *f,
+				    const struct imap_fetch_item *it)
+{
+	struct mime_section sec;
+	const char *error;
+	size_t n;
+
+	if (f->tree == NULL || mime_section_find(f->tree, it->spec, &sec, &error) < 0) {
+		/* A part that does not exist is empty (RFC 3501 6.4.5 allows NIL
+		 * or ""; Dovecot and others send ""). */
+		imap_fetch_literal(s, it, "", 0);
+		return;
+	}
+	if (sec.kind == MIME_SECTION_HEADER_FIELDS || sec.kind == MIME_SECTION_HEADER_FIELDS_NOT) {
+		char *h = mime_section_header_fields(f->msg, f->msg_len, sec.offset, sec.size,
+						     (const char *const *)it->fields, it->n_fields,
+						     it->fields_not, &n);
+		imap_fetch_literal(s, it, h, n);
+		free(h);
+		return;
+	}
+	if (sec.offset > f->msg_len || sec.size > f->msg_len - sec.offset)
+		sec.size = 0;
+	imap_fetch_literal(s, it, f->msg + (sec.offset <= f->msg_len ? sec.offset : 0), sec.size);
+}
+
+static void imap_fetch_item(struct imap_session *s, struct imap_fetch *f,
+			    const struct imap_fetch_item *it, struct imap_msg *m)
+{
+	char date[64], *str;
+
+	switch (it->kind) {
+	case IMAP_FETCH_FLAGS: imap_write_flags(s, m); break;
+	case IMAP_FETCH_UID: imap_printf(s, "UID %u", m->uid); break;
+	case IMAP_FETCH_MODSEQ: imap_printf(s, "MODSEQ (%llu)", (unsigned long long)m->modseq); break;
+	case IMAP_FETCH_SIZE: imap_printf(s, "RFC822.SIZE %llu", (unsigned long long)m->size); break;
+	case IMAP_FETCH_INTERNALDATE:
+		imap_date_time_format(m->internaldate, date, sizeof(date));
+		imap_printf(s, "INTERNALDATE \"%s\"", date);
+		break;
+	case IMAP_FETCH_ENVELOPE:
+	case IMAP_FETCH_BODYSTRUCTURE:
+	case IMAP_FETCH_BODY:
+		if (f->tree == NULL) {
+			imap_printf(s, "%s NIL", it->name);
+			break;
+		}
+		str = it->kind == IMAP_FETCH_ENVELOPE
+			      ? mime_imap_envelope(f->msg, f->msg_len, f->tree->root)
+			      : mime_imap_bodystructure(f->msg, f->msg_len, f->tree,
+							it->kind == IMAP_FETCH_BODYSTRUCTURE);
+		imap_printf(s, "%s %s", it->name, str);
+		free(str);
+		break;
+	case IMAP_FETCH_SECTION:
+		imap_fetch_traced(s, m, it);
+		if (imap_item_whole(it))
+			imap_fetch_stream_start(s, f, it, m);
+		else
+			imap_fetch_section_item(s, f, it);
+		break;
+	}
+}
+
+/* ---- the answer, piece by piece ------------------------------------------------ */
+
+static void imap_fetch_finish(struct imap_session *s)
+{
+	bool failed = s->fetch->failed;
+
+	imap_fetch_free(&s->fetch);
+	if (failed)
+		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
+	else
+		imap_ok(s, "%sFETCH completed", s->uid ? "UID " : "");
+}
+
+static bool imap_fetch_begin_msg(struct imap_session *s, struct imap_fetch *f)
+{
+	struct imap_msg *m = &s->view.msgs[f->idx[f->pos]];
+
+	free(f->msg);
+	f->msg = NULL;
+	mime_tree_free(&f->tree);
+	if (imap_fetch_load(s, f, m) < 0) {
+		f->failed = true;
+		f->pos++;
+		return false;
+	}
+	imap_printf(s, "* %zu FETCH (", f->idx[f->pos] + 1);
+	f->in_msg = true;
+	f->item = 0;
+	f->first = true;
+	return true;
+}
+
+static void imap_fetch_end_msg(struct imap_session *s, struct imap_fetch *f)
+{
+	struct imap_msg *m = &s->view.msgs[f->idx[f->pos]];
+
+	if ((m->flags & IMAP_MSG_SEEN_NOW) && !imap_fetch_has(f, IMAP_FETCH_FLAGS)) {
+		imap_write(s, " ", 1);
+		imap_write_flags(s, m);
+		if (s->condstore && !imap_fetch_has(f, IMAP_FETCH_MODSEQ))
+			imap_printf(s, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+	}
+	m->flags &= ~IMAP_MSG_SEEN_NOW;
+	imap_write(s, ")\r\n", 3);
+	f->in_msg = false;
+	f->pos++;
+}
+
+static void imap_fetch_pump(struct imap_session *s)
+{
+	struct imap_fetch *f = s->fetch;
+
+	while (f != NULL && s->conn != NULL && imap_output_pending(s) < CONN_WRITE_LOW) {
+		if (f->blob != NULL) {
+			if (imap_fetch_stream_more(s, f) < 0)
+				return;
+			continue;
+		}
+		if (!f->in_msg) {
+			if (f->pos == f->n) {
+				imap_fetch_finish(s);
+				return;
+			}
+			imap_fetch_begin_msg(s, f);
+			continue;
+		}
+		if (f->item == f->n_items) {
+			imap_fetch_end_msg(s, f);
+			continue;
+		}
+		if (!f->first)
+			imap_write(s, " ", 1);
+		f->first = false;
+		imap_fetch_item(s, f, &f->items[f->item++], &s->view.msgs[f->idx[f->pos]]);
+	}
+}
+
+/* ---- \Seen first, then the answer ------------------------------------------------ */
+
+static void imap_fetch_seen_done(struct imap_session *s, const struct store_reply *reply)
+{
+	if (reply->status < 0) {
+		imap_fetch_free(&s->fetch);
+		imap_no_store(s, reply, "FETCH");
+		return;
+	}
+	for (size_t i = 0; i < reply->n_delivered; i++) {
+		long k = imap_view_find(&s->view, reply->delivered[i].uid);
+		if (k < 0 || reply->delivered[i].status < 0)
+			continue;
+		s->view.msgs[k].flags |= STORE_FLAG_SEEN | IMAP_MSG_SEEN_NOW;
+		s->view.msgs[k].modseq = reply->delivered[i].modseq;
+	}
+	s->pump = imap_fetch_pump;
+	imap_fetch_pump(s);
+}
+
+static bool imap_fetch_sets_seen(const struct imap_fetch *f)
+{
+	for (size_t i = 0; i < f->n_items; i++)
+		if (f->items[i].kind == IMAP_FETCH_SECTION && !f->items[i].peek)
+			return true;
+	return false;
+}
+
+static void imap_fetch_start(struct imap_session *s, struct imap_fetch *f)
+{
+	uint32_t *uids;
+	size_t n = 0;
+
+	s->fetch = f;
+	imap_suspend(s);
+	if (s->view.readonly || !imap_fetch_sets_seen(f)) {
+		s->pump = imap_fetch_pump;
+		imap_fetch_pump(s);
+		return;
+	}
+	uids = xmalloc((f->n + 1) * sizeof(*uids));
+	for (size_t i = 0; i < f->n; i++)
+		if (!(s->view.msgs[f->idx[i]].flags & STORE_FLAG_SEEN))
+			uids[n++] = s->view.msgs[f->idx[i]].uid;
+	if (n == 0) {
+		free(uids);
+		s->pump = imap_fetch_pump;
+		imap_fetch_pump(s);
+		return;
+	}
+	struct store_flags_change c = { .mailbox_id = s->view.mailbox_id, .uids = uids, .n_uids = n,
+					.mode = STORE_FLAGS_ADD, .flags = STORE_FLAG_SEEN };
+	store_flags_set(s->env->store, &c, s->loop, imap_call_done,
+			imap_call(s, imap_fetch_seen_done));
+	free(uids);
+}
+
+/* CHANGEDSINCE (RFC 7162 3.1.4.1): only messages with a greater modseq;
+ * with VANISHED (UID FETCH, QRESYNC enabled, 3.2.6) the uids of the set
+ * expunged since then come first. */
+static int imap_fetch_modifiers(struct imap_session *s, struct imap_fetch *f,
+				const struct imap_arg *a, const struct imap_arg *set)
+{
+	size_t out = 0;
+	uint64_t since;
+	bool vanished = false;
+
+	if (a->type == IMAP_ARG_EOL)
+		return 0;
+	if (a->type != IMAP_ARG_LIST || a->n < 2 || a->n > 3 ||
+	    !imap_arg_atom_equals(&a->list[0], "CHANGEDSINCE") ||
+	    a->list[1].type != IMAP_ARG_NUMBER || a[1].type != IMAP_ARG_EOL)
+		return -1;
+	if (a->n == 3) {
+		if (!imap_arg_atom_equals(&a->list[2], "VANISHED") || !s->uid || !s->qresync)
+			return -1;
+		vanished = true;
+	}
+	since = a->list[1].num;
+	s->condstore = true;
+	for (size_t i = 0; i < f->n; i++)
+		if (s->view.msgs[f->idx[i]].modseq > since)
+			f->idx[out++] = f->idx[i];
+	f->n = out;
+	if (!imap_fetch_has(f, IMAP_FETCH_MODSEQ))
+		imap_fetch_add(f, IMAP_FETCH_MODSEQ, "MODSEQ");
+	if (vanished)
+		imap_view_vanished_earlier(s, since, set);
+	return 0;
+}
+
+void imap_cmd_fetch(struct imap_session *s, const struct imap_arg *args)
+{
+	struct imap_fetch *f = xcalloc(1, sizeof(*f));
+	const char *error;
+
+	if (args[0].type == IMAP_ARG_EOL || args[1].type == IMAP_ARG_EOL) {
+		imap_fetch_free(&f);
+		imap_bad(s, "FETCH needs a sequence set and items");
+		return;
+	}
+	if (s->uid)
+		imap_fetch_add(f, IMAP_FETCH_UID, "UID");
+	if (imap_fetch_items(f, &args[1]) < 0) {
+		imap_fetch_free(&f);
+		imap_bad(s, "Invalid FETCH item");
+		return;
+	}
+	if (imap_view_resolve(&s->view, &args[0], s->uid, &f->idx, &f->n, &error) < 0) {
+		imap_fetch_free(&f);
+		imap_bad(s, "%s", error);
+		return;
+	}
+	if (imap_fetch_modifiers(s, f, &args[2], &args[0]) < 0) {
+		imap_fetch_free(&f);
+		imap_bad(s, "Invalid FETCH modifier");
+		return;
+	}
+	if (imap_fetch_has(f, IMAP_FETCH_MODSEQ))
+		s->condstore = true;
+	if (s->condstore && imap_fetch_has(f, IMAP_FETCH_FLAGS) && !imap_fetch_has(f, IMAP_FETCH_MODSEQ))
+		imap_fetch_add(f, IMAP_FETCH_MODSEQ, "MODSEQ");
+	/* Drop a second UID item so that UID FETCH n UID answers UID once. */
+	for (size_t i = 1; s->uid && i < f->n_items; i++) {
+		if (f->items[i].kind == IMAP_FETCH_UID) {
+			memmove(&f->items[i], &f->items[i + 1], (f->n_items - i - 1) * sizeof(*f->items));
+			f->n_items--;
+			i--;
+		}
+	}
+	imap_fetch_start(s, f);
+}
