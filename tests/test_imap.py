@@ -140,10 +140,11 @@ def test_commands_need_login_and_unknown_is_bad(keel):
     assert read_tagged(f, b"a")[-1].startswith(b"a BAD")
     assert read_tagged(f, b"b")[-1].startswith(b"b BAD")
     assert read_tagged(f, b"c")[-1].startswith(b"c OK")
-    s.sendall(b"d ID NIL\r\ne LOGOUT\r\n")
+    s.sendall(b'd ID ("name" "pytest" "version" "1.0")\r\ne LOGOUT\r\n')
     assert b'"name" "Keel"' in b"".join(read_tagged(f, b"d"))
     lines = read_tagged(f, b"e")
     assert lines[0].startswith(b"* BYE") and lines[-1].startswith(b"e OK")
+    assert 'event=client_id name="pytest" version="1.0"' in keel.read_log()
 
 
 # ---- mailboxes --------------------------------------------------------------------
@@ -212,6 +213,11 @@ def test_create_rename_delete(keel):
     assert m.delete("Old")[0] == "OK"
     assert "Old" not in list_names(m)
     assert m.delete("INBOX")[0] == "NO"
+    # CREATE-SPECIAL-USE (RFC 6154).
+    assert m._simple_command("CREATE", "Outbox", "(USE (\\Sent))")[0] == "OK"
+    assert "\\Sent" in list_names(m, '""', "Outbox")["Outbox"]
+    typ, data = m._simple_command("CREATE", "Weird", "(USE (\\Flagged))")
+    assert typ == "NO" and b"USEATTR" in data[0]
     # Renaming INBOX moves its messages and leaves it empty (RFC 3501 6.3.5).
     assert m.rename("INBOX", "Saved")[0] == "OK"
     assert m.select("INBOX")[1] == [b"0"]
@@ -573,9 +579,17 @@ def test_recent_goes_to_exactly_one_session(keel):
 def test_fetch_many_messages_streams(keel):
     """FETCH 1:* FLAGS over many messages comes back whole and in order."""
     setup_users(keel)
-    m = login(keel)
+    # 300 APPENDs pipelined with LITERAL+ (group commit keeps this quick).
+    s, f = raw_login(keel)
+    batch = b""
     for i in range(300):
-        m.append("INBOX", None, None, f"Subject: n{i}\r\n\r\nbody {i}\r\n".encode())
+        msg = f"Subject: n{i}\r\n\r\nbody {i}\r\n".encode()
+        batch += b"p%d APPEND INBOX {%d+}\r\n%s\r\n" % (i, len(msg), msg)
+    s.sendall(batch)
+    for i in range(300):
+        assert read_tagged(f, b"p%d" % i)[-1].startswith(b"p%d OK [APPENDUID" % i)
+    s.close()
+    m = login(keel)
     m.select("INBOX")
     typ, data = m.fetch("1:*", "(UID FLAGS RFC822.SIZE)")
     assert len(data) == 300

@@ -356,3 +356,49 @@ def test_bad_commands_and_limits(keel):
         assert f.readline().startswith(b"-ERR")
         assert f.readline().startswith(b"-ERR [SYS/PERM] Too many errors")
         assert f.readline() == b""
+
+
+def imap_login(keel):
+    import imaplib
+    m = imaplib.IMAP4_SSL("127.0.0.1", keel.ports["imaps"], ssl_context=tls_context())
+    m.login("bob@pop.test", PASSWORD)
+    return m
+
+
+def test_imap_session_sees_pop3_expunges(keel):
+    setup_users(keel, "bob@pop.test")
+    for i in range(3):
+        deliver(keel, "bob@pop.test", f"m{i}\r\n")
+    m = imap_login(keel)
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and data == [b"3"]
+    p = login(keel)
+    p.dele(1)
+    p.dele(3)
+    p.quit()
+    typ, _ = m.noop()
+    assert typ == "OK"
+    expunged = m.untagged_responses.get("EXPUNGE", [])
+    assert sorted(int(x) for x in expunged) == [1, 3], m.untagged_responses
+    typ, data = m.fetch("1:*", "(BODY.PEEK[TEXT])")
+    assert typ == "OK" and b"m1" in data[0][1] and len([d for d in data if isinstance(d, tuple)]) == 1
+    m.logout()
+
+
+def test_uidl_stable_after_imap_changes(keel):
+    setup_users(keel, "bob@pop.test")
+    for i in range(4):
+        deliver(keel, "bob@pop.test", f"m{i}\r\n")
+    p = login(keel)
+    before = [l.decode().split()[1] for l in p.uidl()[1]]
+    p.quit()
+    m = imap_login(keel)
+    m.select("INBOX")
+    # Flag changes on every message and a move of message 2 elsewhere.
+    assert m.store("1:*", "+FLAGS", "(\\Flagged $Work)")[0] == "OK"
+    assert m.uid("MOVE", "2", "Archive")[0] == "OK"
+    m.logout()
+    p = login(keel)
+    after = [l.decode().split()[1] for l in p.uidl()[1]]
+    p.quit()
+    assert after == [before[0], before[2], before[3]]

@@ -36,7 +36,7 @@ void imap_capabilities(struct imap_session *s, char *buf, size_t size)
 	}
 	snprintf(buf + n, size - n,
 		 " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE LIST-EXTENDED"
-		 " LIST-STATUS CONDSTORE QRESYNC ESEARCH SORT QUOTA QUOTA=RES-STORAGE APPENDLIMIT=%lld",
+		 " LIST-STATUS CREATE-SPECIAL-USE CONDSTORE QRESYNC ESEARCH SORT QUOTA QUOTA=RES-STORAGE APPENDLIMIT=%lld",
 		 (long long)settings_get_int("smtp.max_message_size"));
 }
 
@@ -63,6 +63,29 @@ void imap_cmd_logout(struct imap_session *s, const struct imap_arg *args)
 
 void imap_cmd_id(struct imap_session *s, const struct imap_arg *args)
 {
+	const struct imap_arg *l = &args[0];
+	char client[256] = "";
+	size_t n = 0;
+
+	/* The client's own ID (RFC 2971) goes to the log and the trace. */
+	for (size_t i = 0; l->type == IMAP_ARG_LIST && i + 1 < l->n && n < sizeof(client); i += 2) {
+		size_t klen, vlen;
+		const char *k = imap_arg_string(&l->list[i], &klen);
+		const char *v = imap_arg_string(&l->list[i + 1], &vlen);
+		if (k == NULL || v == NULL || memchr(v, '"', vlen) != NULL ||
+		    (strcasecmp(k, "name") != 0 && strcasecmp(k, "version") != 0))
+			continue;
+		n += (size_t)snprintf(client + n, sizeof(client) - n, "%s%s=\"%.*s\"",
+				      n ? " " : "", strcasecmp(k, "name") == 0 ? "name" : "version",
+				      (int)(vlen > 64 ? 64 : vlen), v);
+	}
+	if (client[0] != '\0') {
+		for (char *p = client; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
+		log_info("imap", "s=%s event=client_id %s", s->id, client);
+		imap_trace(s, "client_id", "%s", client);
+	}
 	imap_untagged(s, "ID (\"name\" \"Keel\" \"version\" \"%s\")", KEEL_VERSION);
 	imap_ok(s, "ID completed");
 }

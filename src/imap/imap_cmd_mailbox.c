@@ -230,6 +230,8 @@ void imap_cmd_close(struct imap_session *s, const struct imap_arg *args)
 
 /* ---- CREATE / DELETE / RENAME / SUBSCRIBE ----------------------------------- */
 
+static const char *imap_special_name(enum store_special_use u);
+
 static bool imap_name_creatable(const char *name)
 {
 	return strpbrk(name, "*%") == NULL && strcmp(name, "INBOX") != 0;
@@ -277,13 +279,45 @@ static int imap_create_parents(struct imap_session *s, const char *name)
 	return n;
 }
 
+/* CREATE-SPECIAL-USE (RFC 6154 3): CREATE name (USE (\Drafts)). */
+static int imap_create_use(const struct imap_arg *arg, enum store_special_use *use_r)
+{
+	static const enum store_special_use uses[] = { STORE_SPECIAL_DRAFTS, STORE_SPECIAL_SENT,
+						       STORE_SPECIAL_TRASH, STORE_SPECIAL_JUNK,
+						       STORE_SPECIAL_ARCHIVE };
+	const struct imap_arg *l;
+
+	*use_r = STORE_SPECIAL_NONE;
+	if (arg->type == IMAP_ARG_EOL)
+		return 0;
+	if (arg->type != IMAP_ARG_LIST || arg[1].type != IMAP_ARG_EOL || arg->n != 2 ||
+	    !imap_arg_atom_equals(&arg->list[0], "USE") || arg->list[1].type != IMAP_ARG_LIST ||
+	    arg->list[1].n != 1)
+		return -1;
+	l = &arg->list[1].list[0];
+	for (size_t i = 0; i < sizeof(uses) / sizeof(uses[0]); i++) {
+		if (imap_arg_atom_equals(l, imap_special_name(uses[i]))) {
+			*use_r = uses[i];
+			return 0;
+		}
+	}
+	return -2;
+}
+
 void imap_cmd_create(struct imap_session *s, const struct imap_arg *args)
 {
 	char name[STORE_MAILBOX_MAX + 1];
+	enum store_special_use use;
 	struct store_mailbox m;
+	int rc;
 
-	if (imap_mailbox_name(&args[0], name, sizeof(name)) < 0 || args[1].type != IMAP_ARG_EOL) {
+	if (imap_mailbox_name(&args[0], name, sizeof(name)) < 0 ||
+	    (rc = imap_create_use(&args[1], &use)) == -1) {
 		imap_bad(s, "CREATE needs a valid mailbox name");
+		return;
+	}
+	if (rc == -2) {
+		imap_no(s, "[USEATTR] Unsupported special-use attribute");
 		return;
 	}
 	if (!imap_name_creatable(name)) {
@@ -299,8 +333,8 @@ void imap_cmd_create(struct imap_session *s, const struct imap_arg *args)
 	imap_create_parents(s, name);
 	s->pending++;
 	imap_trace(s, "mailbox", "CREATE %s", name);
-	store_mailbox_create(s->env->store, s->user_id, name, STORE_SPECIAL_NONE, s->loop,
-			     imap_call_done, imap_call(s, imap_final_done));
+	store_mailbox_create(s->env->store, s->user_id, name, use, s->loop, imap_call_done,
+			     imap_call(s, imap_final_done));
 }
 
 void imap_cmd_delete(struct imap_session *s, const struct imap_arg *args)
