@@ -402,3 +402,12 @@ def test_uidl_stable_after_imap_changes(keel):
     after = [l.decode().split()[1] for l in p.uidl()[1]]
     p.quit()
     assert after == [before[0], before[2], before[3]]
+
+
+def test_idle_timeout_is_at_least_rfc_minimum(keel):
+    """RFC 1939 3: an autologout timer of at least 10 minutes."""
+    r = keel.ctl("config", "set", "pop3.timeout", "5m")
+    assert r.returncode == 1 and "pop3.timeout" in r.stderr
+    assert keel.ctl("config", "get", "pop3.timeout", check=True).stdout.split()[-1] in (
+        "600", "(default)")
+    assert keel.ctl("config", "set", "pop3.timeout", "15m").returncode == 0
