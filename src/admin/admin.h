@@ -23,6 +23,7 @@
 #include <time.h>
 
 struct loop;
+struct pipeline;
 struct store;
 struct store_reader;
 struct workpool;
@@ -36,6 +37,9 @@ struct admin_host {
 	struct store_reader *reader; /* the admin loop's reader */
 	struct workpool *workpool;   /* for password hashing */
 	struct loop *loop;           /* the admin loop */
+	/* For the DSNs of queue.bounce (the sender must hear why the mail did
+	 * not go); NULL where there is no pipeline (unit tests): no DSN. */
+	struct pipeline *pipeline;
 	time_t started;
 	/* The listeners, as a JSON array of {"service", "address"}: new ref. */
 	json_t *(*listeners)(void *host_ctx);

@@ -8,7 +8,8 @@
  * each one write whose callback starts the next, so that a hold of 100,000
  * entries never holds the committer for more than one chunk at a time; one
  * trace event sums the job up.  Delete and bounce refuse an empty filter
- * unless "all" is true: a safety net against a typo emptying the queue. */
+ * unless "all" is true: a safety net against a typo emptying the queue.
+ * A bounce also sends the senders their DSNs (admin_queue_bounce_dsns). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,9 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mail/address.h"
+#include "mail/dsn.h"
 #include "mail/header.h"
+#include "pipeline/pipeline.h"
 #include "settings/settings.h"
 #include "store/store.h"
 
@@ -28,6 +31,9 @@
 #define ADMIN_QUEUE_LIST_DEFAULT 1000
 /* What queue.show reads of a message to find its header section. */
 #define ADMIN_QUEUE_HEAD_MAX (64 * 1024)
+/* A bounce returns the original in full up to this size, else its header
+ * section (the first ADMIN_QUEUE_HEAD_MAX bytes): as the queue runner's. */
+#define ADMIN_QUEUE_DSN_FULL_MAX (1024 * 1024)
 
 /* A filter as given: owned strings, and "about", the same as JSON. */
 struct admin_qf {
@@ -456,6 +462,149 @@ static void admin_queue_event(struct store_trace_event *e, const char *actor,
 	snprintf(e->session, sizeof(e->session), "%s", actor);
 }
 
+/* ---- bounce DSNs -------------------------------------------------------------- */
+
+/* The original for a bounce (malloc'd, NULL when unreadable): whole up to
+ * ADMIN_QUEUE_DSN_FULL_MAX, else its beginning, marked headers only.  A
+ * bounced entry no longer holds its blob, but the bytes stay until
+ * compaction (store.h), and the DSN is built right after the bounce. */
+static char *admin_queue_original(struct store_reader *r, const struct store_queue_entry *e,
+                                  size_t *len_r, bool *headers_only_r)
+{
+	struct store_blob_stream *stream;
+	uint64_t total;
+	const char *error;
+	void *data;
+	size_t size;
+	char *buf;
+	long got;
+
+	*len_r = 0;
+	*headers_only_r = e->size > ADMIN_QUEUE_DSN_FULL_MAX;
+	if (!*headers_only_r) {
+		if (store_blob_read(r, e->blob_id, &data, &size, &error) < 0)
+			return NULL;
+		*len_r = size;
+		return data;
+	}
+	if (store_blob_stream_open(r, e->blob_id, &stream, &total, &error) < 0)
+		return NULL;
+	buf = xmalloc(ADMIN_QUEUE_HEAD_MAX);
+	while (*len_r < ADMIN_QUEUE_HEAD_MAX &&
+	       (got = store_blob_stream_read(stream, buf + *len_r, ADMIN_QUEUE_HEAD_MAX - *len_r,
+	                                     &error)) > 0)
+		*len_r += (size_t)got;
+	store_blob_stream_close(&stream);
+	return buf;
+}
+
+/* By queue id, then entry id: a message's recipients side by side, so that
+ * each message gets one DSN for all of them. */
+static int admin_queue_entry_cmp(const void *a, const void *b)
+{
+	const struct store_queue_entry *x = *(const struct store_queue_entry *const *)a;
+	const struct store_queue_entry *y = *(const struct store_queue_entry *const *)b;
+	int c = strcmp(x->env.queue_id, y->env.queue_id);
+
+	if (c != 0)
+		return c;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* One message's DSN for its bounced entries e[0..n) (NOTIFY permitting). */
+static void admin_queue_bounce_dsn(struct pipeline *p, struct store_reader *r, struct loop *loop,
+                                   const struct store_queue_entry *const *e, size_t n)
+{
+	struct dsn_rcpt *dr = xcalloc(n, sizeof(*dr));
+	char (*orcpt_type)[600] = xcalloc(n, sizeof(*orcpt_type));
+	struct pipeline_report rep = {.env = &e[0]->env, .arrival = e[0]->created, .rcpts = dr};
+	const char *error;
+	char *orig;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *semi = strchr(e[i]->rcpt.orcpt, ';');
+		struct dsn_rcpt *d = &dr[rep.n_rcpts];
+
+		if (!dsn_should_send(e[i]->env.sender, e[i]->rcpt.notify, DSN_ACTION_FAILED))
+			continue;
+		d->final_rcpt = e[i]->rcpt.rcpt;
+		if (semi != NULL) {
+			snprintf(orcpt_type[rep.n_rcpts], sizeof(orcpt_type[0]), "%.*s",
+			         (int)(semi - e[i]->rcpt.orcpt), e[i]->rcpt.orcpt);
+			d->orcpt_type = orcpt_type[rep.n_rcpts];
+			d->orcpt = semi + 1;
+		}
+		d->action = DSN_ACTION_FAILED;
+		/* 5.0.0: no status code says "an administrator stopped it"; the
+		 * diagnostic does. */
+		d->status = "5.0.0";
+		d->diagnostic = STORE_QUEUE_BOUNCED;
+		rep.n_rcpts++;
+	}
+	if (rep.n_rcpts > 0) {
+		orig = admin_queue_original(r, e[0], &rep.msg_len, &rep.headers_only);
+		rep.msg = orig;
+		if (pipeline_submit_report(p, &rep, loop, &error) < 0)
+			log_error("admin", "queue=%s event=dsn_not_sent error=\"%s\"",
+			          e[0]->env.queue_id, error);
+		free(orig);
+	}
+	free(orcpt_type);
+	free(dr);
+}
+
+/* The DSNs for entries just bounced (n of them, in any order): one per
+ * message of each change.  A filter's job changes a message's entries in
+ * the same chunk unless a chunk boundary falls between them; then the
+ * sender gets two DSNs for that message, each naming its own recipients. */
+static void admin_queue_bounce_dsns(struct pipeline *p, struct store_reader *r, struct loop *loop,
+                                    const struct store_queue_entry *list, size_t n)
+{
+	const struct store_queue_entry **sorted;
+
+	if (p == NULL || n == 0)
+		return;
+	sorted = xcalloc(n, sizeof(*sorted));
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = &list[i];
+	qsort(sorted, n, sizeof(*sorted), admin_queue_entry_cmp);
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && strcmp(sorted[j]->env.queue_id, sorted[i]->env.queue_id) == 0;
+		     j++)
+			;
+		admin_queue_bounce_dsn(p, r, loop, sorted + i, j - i);
+	}
+	free(sorted);
+}
+
+/* A chunk's bounced entries, read back by the ids its reply lists (now
+ * FAILED), for their DSNs. */
+static void admin_queue_bounce_reply_dsns(struct pipeline *p, struct store_reader *r,
+                                          struct loop *loop, const struct store_reply *reply)
+{
+	struct store_queue_filter f = {.state = STORE_QUEUE_FAILED};
+	struct store_queue_entry *list;
+	int64_t *ids;
+	size_t n;
+
+	if (p == NULL || reply->n_delivered == 0)
+		return;
+	ids = xcalloc(reply->n_delivered, sizeof(*ids));
+	for (size_t i = 0; i < reply->n_delivered; i++)
+		ids[i] = reply->delivered[i].mailbox_id;
+	f.ids = ids;
+	f.n_ids = reply->n_delivered;
+	if (store_queue_query(r, &f, 0, &list, &n) < 0) {
+		log_error("admin", "event=dsn_not_sent count=%zu error=\"cannot read the queue\"",
+		          reply->n_delivered);
+		free(ids);
+		return;
+	}
+	admin_queue_bounce_dsns(p, r, loop, list, n);
+	free(list);
+	free(ids);
+}
+
 /* A change by ids: one write; the entries are read first for their trace
  * events. */
 struct admin_queue_change {
@@ -500,6 +649,25 @@ static void admin_queue_change_trace(const struct admin_queue_change *c,
 	free(ev);
 }
 
+/* The entries read before the change stand for the bounced ones: only
+ * their state and last reply changed. */
+static void admin_queue_change_bounce_dsns(const struct admin_queue_change *c,
+                                           const struct store_reply *reply)
+{
+	struct store_queue_entry *bounced = xcalloc(reply->n_delivered + 1, sizeof(*bounced));
+	size_t n = 0;
+
+	for (size_t i = 0; i < reply->n_delivered; i++) {
+		const struct store_queue_entry *e =
+		    admin_queue_before(c, reply->delivered[i].mailbox_id);
+		if (e != NULL)
+			bounced[n++] = *e;
+	}
+	admin_queue_bounce_dsns(c->req->host->pipeline, c->req->host->reader, c->req->host->loop,
+	                        bounced, n);
+	free(bounced);
+}
+
 static void admin_queue_change_done(const struct store_reply *reply, void *ctx)
 {
 	struct admin_queue_change *c = ctx;
@@ -512,6 +680,8 @@ static void admin_queue_change_done(const struct store_reply *reply, void *ctx)
 		for (size_t i = 0; i < reply->n_delivered; i++)
 			json_array_append_new(ids, json_integer(reply->delivered[i].mailbox_id));
 		admin_queue_change_trace(c, reply);
+		if (c->action == STORE_QUEUE_BOUNCE)
+			admin_queue_change_bounce_dsns(c, reply);
 		admin_request_audit(req, "action=%s changed=%lld", admin_queue_actions[c->action],
 		                    (long long)reply->id);
 		admin_request_log(req);
@@ -556,6 +726,8 @@ static void admin_queue_change_ids(struct admin_request *req, struct admin_qf *q
  * job may outlive the request and the admin server's host. */
 struct admin_queue_job {
 	struct store *store;
+	struct store_reader *reader; /* the loop's */
+	struct pipeline *pipeline;   /* for bounces; NULL: no DSNs */
 	struct loop *loop;
 	struct admin_qf *q;
 	enum store_queue_action action;
@@ -575,6 +747,8 @@ static void admin_queue_job_chunk_done(const struct store_reply *reply, void *ct
 	 * starts after the last, and a short chunk was the last. */
 	if (reply->n_delivered > 0)
 		qj->q->f.after_id = reply->delivered[reply->n_delivered - 1].mailbox_id;
+	if (qj->action == STORE_QUEUE_BOUNCE)
+		admin_queue_bounce_reply_dsns(qj->pipeline, qj->reader, qj->loop, reply);
 	admin_job_step_done(qj->job, changed, changed, changed == ADMIN_QUEUE_CHUNK, NULL);
 }
 
@@ -627,6 +801,8 @@ static void admin_queue_change_job(struct admin_request *req, struct admin_qf *q
 	char kind[32], *about = json_dumps(q->about, JSON_COMPACT | JSON_SORT_KEYS);
 
 	qj->store = req->host->store;
+	qj->reader = req->host->reader;
+	qj->pipeline = req->host->pipeline;
 	qj->loop = req->host->loop;
 	qj->q = q;
 	qj->action = action;

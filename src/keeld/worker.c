@@ -413,6 +413,7 @@ static void worker_start_admin(void *arg)
 		.reader = loop_data(w->admin_loop),
 		.workpool = w->workpool,
 		.loop = w->admin_loop,
+		.pipeline = w->pipeline,
 		.started = w->started,
 		.listeners = worker_listeners_json,
 		.reload = worker_reload,
