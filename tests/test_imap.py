@@ -798,3 +798,123 @@ def test_fetchmail_over_imap_starttls(keel, tmp_path):
     assert "fetch me one" in text and "fetch me two" in text
     m = login(keel)
     assert m.select("INBOX")[1] == [b"0"], "fetchmail --nokeep expunged what it fetched"
+
+
+# ---- structure stored at delivery, full-text index ------------------------------------
+
+NESTED_BODY = (
+    "--OUT\r\n"
+    "Content-Type: text/plain; charset=us-ascii\r\n"
+    "\r\n"
+    "cover note\r\n"
+    "--OUT\r\n"
+    'Content-Type: multipart/alternative; boundary="IN"\r\n'
+    "\r\n"
+    "--IN\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "caf=C3=A9 menu for the Offsite\r\n"
+    "--IN\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Disposition: attachment; filename=\"budget.txt\"\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    + base64.b64encode(b"Confidential BUDGET numbers\r\n").decode() + "\r\n"
+    "--IN--\r\n"
+    "--OUT--\r\n")
+NESTED_TYPE = 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="OUT"\r\n'
+
+
+def fetch_all(m, items):
+    typ, data = m.fetch("1", items)
+    assert typ == "OK"
+    return data
+
+
+def test_fetch_structure_stored_and_fallback(keel):
+    """ENVELOPE, BODYSTRUCTURE and sections come from what was stored at
+    delivery; a message stored without it (before schema 5) answers the same
+    by parsing."""
+    setup_users(keel)
+    deliver(keel, subject="nested", body=NESTED_BODY, extra=NESTED_TYPE)
+    m = login(keel)
+    m.select("INBOX")
+    items = ("(ENVELOPE BODYSTRUCTURE BODY BODY.PEEK[2.2] BODY.PEEK[2.2]<4.4> "
+             "BODY.PEEK[2.1.MIME] BODY.PEEK[HEADER.FIELDS (Subject)] BODY.PEEK[1] "
+             "BODY.PEEK[3])")
+    before = fetch_all(m, items)
+    flat = b"".join(p if isinstance(p, bytes) else p[0] + p[1] for p in before)
+    assert b'"nested" (("Alice" NIL "alice" "remote.test"))' in flat
+    assert b'("text" "plain" ("charset" "utf-8") NIL NIL "base64"' in flat
+    assert b'"alternative" ("boundary" "IN")' in flat
+    assert b"Subject: nested\r\n\r\n" in flat
+    parts = {p[0].split(b" {")[0].split(b"(")[-1].split(b" ")[-1]: p[1]
+             for p in before if isinstance(p, tuple)}
+    assert parts[b"BODY[2.2]"] == base64.b64encode(b"Confidential BUDGET numbers\r\n")
+    assert parts[b"BODY[2.2]<4>"] == parts[b"BODY[2.2]"][4:8]
+    assert parts[b"BODY[2.1.MIME]"] == (b"Content-Type: text/plain; charset=utf-8\r\n"
+                                        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+    assert parts[b"BODY[1]"] == b"cover note"
+    assert parts[b"BODY[3]"] == b""
+    db = sqlite3.connect(os.path.join(keel.data_dir, "keel.db"), timeout=10)
+    assert db.execute("SELECT COUNT(*) FROM messages WHERE structure IS NOT NULL"
+                      " AND body IS NOT NULL AND envelope IS NOT NULL").fetchone()[0] == 1
+    # As if delivered before schema 5: no stored structure, no index row.
+    db.execute("UPDATE messages SET envelope = NULL, bodystructure = NULL, body = NULL,"
+               " structure = NULL")
+    db.execute("DELETE FROM message_text")
+    db.commit()
+    db.close()
+    assert fetch_all(m, items) == before
+    assert m.search(None, "BODY", "budget")[1] == [b"1"]
+    assert m.search(None, "TEXT", "offsite")[1] == [b"1"]
+    m.logout()
+
+
+def test_search_full_text_index(keel):
+    setup_users(keel)
+    deliver(keel, subject="Quarterly Report", body=NESTED_BODY, extra=NESTED_TYPE)
+    deliver(keel, subject="re: lunch", body="see you at noon\r\n", extra="X-Tag: alpha\r\n")
+    m = login(keel)
+    msg3 = message(USER, "xy notes", "no match here\r\n").encode()
+    assert m.append("INBOX", None, None, msg3)[0] == "OK"
+    m.select("INBOX")
+    # Inside a base64 attachment's text and a quoted-printable part, any case.
+    assert m.search(None, "BODY", "budget")[1] == [b"1"]
+    assert m.search(None, "BODY", "\"cONFIDENTIAL bud\"")[1] == [b"1"]
+    assert m.search(None, "TEXT", "\"menu for\"")[1] == [b"1"]
+    assert m.search(None, "BODY", "Quarterly")[1] == [b""]
+    assert m.search(None, "TEXT", "Quarterly")[1] == [b"1"]
+    # Substrings, not words.
+    assert m.search(None, "SUBJECT", "ort")[1] == [b"1"]
+    assert m.search(None, "SUBJECT", "LUNCH")[1] == [b"2"]
+    assert m.search(None, "HEADER", "X-Tag", "alp")[1] == [b"2"]
+    # HEADER names one field: another field's value does not count.
+    assert m.search(None, "HEADER", "X-Tag", "lunch")[1] == [b""]
+    assert m.search(None, "HEADER", "Subject", "alpha")[1] == [b""]
+    # TEXT looks at values, not at field names.
+    assert m.search(None, "TEXT", "x-tag")[1] == [b""]
+    # The message appended over IMAP is indexed too.
+    assert m.search(None, "BODY", "\"match here\"")[1] == [b"3"]
+    # Two characters: read from the messages, same rules.
+    assert m.search(None, "BODY", "no")[1] == [b"1 2 3"]
+    assert m.search(None, "BODY", "oO")[1] == [b"2"]
+    assert m.search(None, "SUBJECT", "xy")[1] == [b"3"]
+    assert m.search(None, "OR", "BODY", "noon", "SUBJECT", "xy")[1] == [b"2 3"]
+    assert m.search(None, "NOT", "BODY", "budget")[1] == [b"2 3"]
+    # The index follows COPY and EXPUNGE.
+    assert m.create("Kept")[0] == "OK"
+    assert m.copy("1", "Kept")[0] == "OK"
+    m.store("1", "+FLAGS", "\\Deleted")
+    m.expunge()
+    assert m.search(None, "BODY", "budget")[1] == [b""]
+    m.select("Kept")
+    assert m.search(None, "BODY", "budget")[1] == [b"1"]
+    assert m.search(None, "SUBJECT", "quarterly")[1] == [b"1"]
+    m.logout()
+    db = sqlite3.connect(os.path.join(keel.data_dir, "keel.db"), timeout=10)
+    assert db.execute("SELECT COUNT(*) FROM message_text").fetchone()[0] == 3
+    assert db.execute("SELECT COUNT(*) FROM message_text t WHERE NOT EXISTS"
+                      " (SELECT 1 FROM messages m WHERE m.id = t.rowid)").fetchone()[0] == 0
+    db.close()

@@ -51,6 +51,9 @@ static const struct admin_command admin_commands[] = {
     {"queue.bounce", admin_queue_bounce},
     {"queue.stats", admin_queue_stats},
     {"jobs", admin_jobs_list},
+    {"trace.query", admin_trace_query},
+    {"audit.list", admin_audit_list},
+    {"audit.verify", admin_audit_verify},
 };
 
 static const struct admin_command *admin_command_find(const char *name)
@@ -97,5 +100,6 @@ void admin_handle(const struct admin_host *host, const char *actor, json_t *requ
 		return;
 	}
 	req->args = json_is_object(args) ? json_incref(args) : json_object();
+	admin_audit_begin(req);
 	c->handler(req);
 }

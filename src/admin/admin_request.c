@@ -17,13 +17,20 @@ static void admin_request_free(struct admin_request *req)
 	json_decref(req->args);
 	json_decref(req->result);
 	free(req->audit);
+	json_decref(req->audit_before);
+	free(req->audit_record);
 	free(req);
 }
 
 void admin_request_ok(struct admin_request *req, json_t *result)
 {
-	json_t *reply = json_object();
+	json_t *reply;
 
+	if (req->audit_record != NULL) {
+		admin_audit_write(req, result);
+		return;
+	}
+	reply = json_object();
 	json_object_set_new(reply, "ok", json_true());
 	json_object_set_new(reply, "result", result != NULL ? result : json_null());
 	req->cb(reply, req->ctx);
@@ -81,8 +88,9 @@ void admin_request_audit(struct admin_request *req, const char *fmt, ...)
 	va_end(ap);
 }
 
-void admin_request_log(const struct admin_request *req)
+void admin_request_log(struct admin_request *req)
 {
+	admin_audit_prepare(req);
 	log_info("admin", "%s cmd=%s%s%s", req->actor, req->cmd, req->audit != NULL ? " " : "",
 	         req->audit != NULL ? req->audit : "");
 }

@@ -20,6 +20,7 @@
 
 #include "admin/admin.h"
 
+struct store_audit;
 struct store_reply;
 
 struct admin_request {
@@ -33,6 +34,11 @@ struct admin_request {
 	json_t *result;
 	bool want_id; /* set result's "id" from the store's new row */
 	char *audit;
+	/* The audit record (admin_audit.c): the values before the change, the
+	 * user it concerns, and the record admin_request_ok() writes. */
+	json_t *audit_before;
+	int64_t audit_user_id;
+	struct store_audit *audit_record;
 	admin_reply_cb *cb;
 	void *ctx;
 };
@@ -53,12 +59,24 @@ void admin_request_fail_store(struct admin_request *req, const struct store_repl
  * becomes "info admin uid=0 cmd=user.add address=a@b.test". */
 void admin_request_audit(struct admin_request *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Logs the audit line now (for handlers with their own store callback). */
-void admin_request_log(const struct admin_request *req);
+/* Marks the change done: logs the audit line and prepares the audit
+ * record, which admin_request_ok() then writes before answering.  Every
+ * change calls it once it has succeeded (admin_request_store_done does). */
+void admin_request_log(struct admin_request *req);
 
 /* A store_done_cb for writes whose answer is req->result: logs the audit
  * line and answers ok, or answers the store's error. */
 void admin_request_store_done(const struct store_reply *reply, void *ctx);
+
+/* ---- the audit log (admin_audit.c) -------------------------------------- */
+
+/* Before a command runs: keeps the values it may change (a setting, a
+ * user row). */
+void admin_audit_begin(struct admin_request *req);
+/* After it succeeded: builds req->audit_record. */
+void admin_audit_prepare(struct admin_request *req);
+/* Writes req->audit_record, then answers ok with result (stolen). */
+void admin_audit_write(struct admin_request *req, json_t *result);
 
 /* ---- arguments --------------------------------------------------------- */
 /* Each returns 0, or answers a "usage" error and returns -1 (the request is
@@ -99,6 +117,7 @@ admin_handler admin_alias_add, admin_alias_del, admin_alias_list;
 admin_handler admin_group_add, admin_group_del, admin_group_list, admin_group_member_add,
     admin_group_member_del;
 admin_handler admin_config_list, admin_config_get, admin_config_set, admin_config_unset;
+admin_handler admin_trace_query, admin_audit_list, admin_audit_verify;
 admin_handler admin_queue_list, admin_queue_show, admin_queue_hold, admin_queue_release,
     admin_queue_retry, admin_queue_delete, admin_queue_bounce, admin_queue_stats, admin_jobs_list;
 

@@ -29,6 +29,7 @@
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "lib/xalloc.h"
+#include "trace/trace_retention.h"
 
 /* A request line longer than this is answered with an error and skipped up
  * to its newline: no admin request comes near it, and the input buffer must
@@ -46,6 +47,7 @@ struct admin_server {
 	struct admin_conn *conns;
 	unsigned refs;
 	unsigned next_id;
+	struct trace_retention *retention; /* the trace.retention job */
 };
 
 struct admin_conn {
@@ -355,6 +357,8 @@ int admin_server_start(const struct admin_host *host, const char *socket_path,
 		return -1;
 	}
 	log_info("admin", "event=listening socket=%s", socket_path);
+	/* The admin loop runs the store's housekeeping jobs. */
+	server->retention = trace_retention_start(host->store, host->loop);
 	*server_r = server;
 	return 0;
 }
@@ -375,5 +379,6 @@ void admin_server_stop(struct admin_server **serverp)
 	while (server->conns != NULL)
 		admin_conn_close(server->conns);
 	admin_jobs_free(&server->host.jobs);
+	trace_retention_stop(&server->retention);
 	admin_server_unref(server);
 }

@@ -117,6 +117,26 @@ static void imap_append_fail(struct imap_session *s, bool bad, const char *text)
 		imap_no(s, "%s", text);
 }
 
+/* The message is parsed here, on the session's loop, so that FETCH never
+ * has to and the committer never does. */
+static void imap_append_submit(struct imap_session *s, const struct store_mailbox *m,
+			       uint32_t flags, time_t date)
+{
+	struct store_rcpt rcpt = { .user_id = s->user_id, .mailbox_id = m->id, .flags = flags };
+	struct store_structure structure;
+
+	/* The event goes with the delivery: add it before taking s->events. */
+	imap_trace(s, "appended", "mailbox=%s size=%zu", m->name, s->append->len);
+	store_structure_compute(&structure, s->append->data, s->append->len);
+	struct store_delivery d = { .data = s->append->data, .size = s->append->len,
+				    .internaldate = date, .rcpts = &rcpt, .n_rcpts = 1,
+				    .events = s->events, .n_events = s->n_events,
+				    .structure = &structure };
+	store_deliver(s->env->store, &d, s->loop, imap_call_done, imap_call(s, imap_append_done));
+	store_structure_deinit(&structure);
+	imap_trace_taken(s);
+}
+
 void imap_cmd_append(struct imap_session *s, const struct imap_arg *args)
 {
 	char name[STORE_MAILBOX_MAX + 1];
@@ -175,11 +195,5 @@ void imap_cmd_append(struct imap_session *s, const struct imap_arg *args)
 	}
 	s->append->uidvalidity = m.uidvalidity;
 	snprintf(s->append->keywords, sizeof(s->append->keywords), "%s", kw);
-	imap_trace(s, "appended", "mailbox=%s size=%zu", m.name, s->append->len);
-	struct store_rcpt rcpt = { .user_id = s->user_id, .mailbox_id = m.id, .flags = flags };
-	struct store_delivery d = { .data = s->append->data, .size = s->append->len,
-				    .internaldate = date, .rcpts = &rcpt, .n_rcpts = 1,
-				    .events = s->events, .n_events = s->n_events };
-	store_deliver(s->env->store, &d, s->loop, imap_call_done, imap_call(s, imap_append_done));
-	imap_trace_taken(s);
+	imap_append_submit(s, &m, flags, date);
 }

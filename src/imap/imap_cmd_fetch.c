@@ -1,9 +1,11 @@
 /* FETCH and UID FETCH.  The answer is produced piece by piece while the
  * output has room (on_written), so FETCH 1:* of a large mailbox never
  * builds its whole answer in memory.  BODY[] and RFC822 (whole or partial)
- * are streamed from the blob; other sections, ENVELOPE, BODY and
- * BODYSTRUCTURE read the message and parse its MIME structure (mail/mime.h)
- * once per message. */
+ * are streamed from the blob.  ENVELOPE, BODY and BODYSTRUCTURE are the
+ * strings computed when the message was stored, and other sections are
+ * found in the stored MIME tree and read as one byte range of the blob
+ * (DESIGN.md: a FETCH never re-parses a message).  A message stored before
+ * schema 5 has no stored structure: it is read whole and parsed instead. */
 #include "imap/imap_private.h"
 
 #include <ctype.h>
@@ -52,7 +54,9 @@ struct imap_fetch {
 	size_t item;
 	bool first;
 	bool failed; /* some content could not be read: NO at the end */
-	/* The current message's content, when an item needs it. */
+	/* The current message's stored structure (its tree in tree), or, for a
+	 * message stored without one, its content (msg) and parsed tree. */
+	struct store_structure st;
 	char *msg;
 	size_t msg_len;
 	struct mime_tree *tree;
@@ -75,6 +79,7 @@ void imap_fetch_free(struct imap_fetch **fp)
 	free(f->idx);
 	free(f->msg);
 	mime_tree_free(&f->tree);
+	store_structure_deinit(&f->st);
 	store_blob_stream_close(&f->blob);
 	free(f);
 }
@@ -277,22 +282,57 @@ static bool imap_item_needs_content(const struct imap_fetch_item *it)
 	       it->kind == IMAP_FETCH_BODY || (it->kind == IMAP_FETCH_SECTION && !imap_item_whole(it));
 }
 
-static int imap_fetch_load(struct imap_session *s, struct imap_fetch *f, const struct imap_msg *m)
+/* The stored structure, with its tree rebuilt: 0, or -1 when the message
+ * has none usable (stored before schema 5, or a tree that fails its checks:
+ * it comes from disk and is never trusted). */
+static int imap_fetch_load_stored(struct imap_session *s, struct imap_fetch *f,
+				  const struct imap_msg *m)
+{
+	const char *error;
+
+	if (store_message_structure(s->reader, s->view.mailbox_id, m->uid, &f->st) < 0)
+		return -1;
+	if (f->st.envelope == NULL || f->st.bodystructure == NULL || f->st.body == NULL ||
+	    f->st.tree == NULL)
+		return -1;
+	if (mime_structure_deserialize(f->st.tree, f->st.tree_size, m->size, &f->tree,
+				       &error) < 0) {
+		log_error("imap", "s=%s event=structure_invalid uid=%u error=\"%s\"", s->id, m->uid,
+			  error);
+		return -1;
+	}
+	return 0;
+}
+
+/* The old way, for a message without a stored structure: read and parse. */
+static int imap_fetch_load_parse(struct imap_session *s, struct imap_fetch *f,
+				 const struct imap_msg *m)
 {
 	const char *error;
 	void *data;
 
+	store_structure_deinit(&f->st);
+	if (store_blob_read(s->reader, m->blob_id, &data, &f->msg_len, &error) < 0) {
+		log_error("imap", "s=%s event=read_failed uid=%u error=\"%s\"", s->id, m->uid,
+			  error != NULL ? error : "not found");
+		return -1;
+	}
+	f->msg = data;
+	f->tree = mime_parse(f->msg, f->msg_len);
+	f->st.envelope = mime_imap_envelope(f->msg, f->msg_len, f->tree->root);
+	f->st.bodystructure = mime_imap_bodystructure(f->msg, f->msg_len, f->tree, true);
+	f->st.body = mime_imap_bodystructure(f->msg, f->msg_len, f->tree, false);
+	return 0;
+}
+
+static int imap_fetch_load(struct imap_session *s, struct imap_fetch *f, const struct imap_msg *m)
+{
 	for (size_t i = 0; i < f->n_items; i++) {
 		if (!imap_item_needs_content(&f->items[i]))
 			continue;
-		if (store_blob_read(s->reader, m->blob_id, &data, &f->msg_len, &error) < 0) {
-			log_error("imap", "s=%s event=read_failed uid=%u error=\"%s\"", s->id, m->uid,
-				  error != NULL ? error : "not found");
-			return -1;
-		}
-		f->msg = data;
-		f->tree = mime_parse(f->msg, f->msg_len);
-		return 0;
+		if (imap_fetch_load_stored(s, f, m) == 0)
+			return 0;
+		return imap_fetch_load_parse(s, f, m);
 	}
 	return 0;
 }
@@ -316,8 +356,10 @@ static void imap_fetch_traced(struct imap_session *s, struct imap_msg *m,
 	if (m->flags & IMAP_MSG_FETCHED)
 		return;
 	m->flags |= IMAP_MSG_FETCHED;
-	imap_trace(s, "fetched", "mailbox=%s uid=%u item=%s size=%llu", s->view.name, m->uid,
-		   it->name, (unsigned long long)m->size);
+	trace_event_message_id(s->reader, m->blob_id,
+			       imap_trace(s, "fetched", "mailbox=%s uid=%u item=%s size=%llu",
+					  s->view.name, m->uid, it->name,
+					  (unsigned long long)m->size));
 }
 
 /* BODY[] / RFC822, whole or partial: a literal streamed from the blob. */
@@ -378,12 +420,60 @@ static int imap_fetch_stream_more(struct imap_session *s, struct imap_fetch *f)
 	return 0;
 }
 
-static void imap_fetch_section_item(struct imap_session *s, struct imap_fetch *f,
-				    const struct imap_fetch_item *it)
+/* The octets [offset, offset + size) of the message: from the content when
+ * it was read whole, else one range read of the blob.  NULL on error. */
+static char *imap_fetch_range(struct imap_session *s, struct imap_fetch *f,
+			      const struct imap_msg *m, uint64_t offset, uint64_t size,
+			      size_t *len_r)
 {
+	const char *error;
+	void *data;
+
+	if (f->msg != NULL) {
+		offset = offset < f->msg_len ? offset : f->msg_len;
+		*len_r = (size_t)(size < f->msg_len - offset ? size : f->msg_len - offset);
+		data = xmalloc(*len_r + 1);
+		memcpy(data, f->msg + offset, *len_r);
+		return data;
+	}
+	if (store_blob_read_range(s->reader, m->blob_id, offset, (size_t)size, &data, len_r,
+				  &error) < 0) {
+		log_error("imap", "s=%s event=read_failed uid=%u error=\"%s\"", s->id, m->uid,
+			  error != NULL ? error : "not found");
+		return NULL;
+	}
+	return data;
+}
+
+/* HEADER.FIELDS[.NOT]: the header is read, then filtered. */
+static void imap_fetch_header_fields(struct imap_session *s, struct imap_fetch *f,
+				     const struct imap_fetch_item *it, const struct imap_msg *m,
+				     const struct mime_section *sec)
+{
+	size_t len, n;
+	char *hdr = imap_fetch_range(s, f, m, sec->offset, sec->size, &len), *h;
+
+	if (hdr == NULL) {
+		imap_printf(s, "%s NIL", it->name);
+		f->failed = true;
+		return;
+	}
+	h = mime_section_header_fields(hdr, len, 0, len, (const char *const *)it->fields,
+				       it->n_fields, it->fields_not, &n);
+	imap_fetch_literal(s, it, h, n);
+	free(h);
+	free(hdr);
+}
+
+static void imap_fetch_section_item(struct imap_session *s, struct imap_fetch *f,
+				    const struct imap_fetch_item *it, const struct imap_msg *m)
+{
+	struct imap_fetch_item whole = *it;
 	struct mime_section sec;
 	const char *error;
+	uint64_t off, len;
 	size_t n;
+	char *data;
 
 	if (f->tree == NULL || mime_section_find(f->tree, it->spec, &sec, &error) < 0) {
 		/* A part that does not exist is empty (RFC 3501 6.4.5 allows NIL
@@ -392,22 +482,28 @@ static void imap_fetch_section_item(struct imap_session *s, struct imap_fetch *f
 		return;
 	}
 	if (sec.kind == MIME_SECTION_HEADER_FIELDS || sec.kind == MIME_SECTION_HEADER_FIELDS_NOT) {
-		char *h = mime_section_header_fields(f->msg, f->msg_len, sec.offset, sec.size,
-						     (const char *const *)it->fields, it->n_fields,
-						     it->fields_not, &n);
-		imap_fetch_literal(s, it, h, n);
-		free(h);
+		imap_fetch_header_fields(s, f, it, m, &sec);
 		return;
 	}
-	if (sec.offset > f->msg_len || sec.size > f->msg_len - sec.offset)
-		sec.size = 0;
-	imap_fetch_literal(s, it, f->msg + (sec.offset <= f->msg_len ? sec.offset : 0), sec.size);
+	/* A partial fetch (a client's preview of a large part) reads only the
+	 * octets it returns. */
+	off = it->partial ? (it->offset < sec.size ? it->offset : sec.size) : 0;
+	len = it->partial && it->length < sec.size - off ? it->length : sec.size - off;
+	if ((data = imap_fetch_range(s, f, m, sec.offset + off, len, &n)) == NULL) {
+		imap_printf(s, "%s NIL", it->name);
+		f->failed = true;
+		return;
+	}
+	whole.partial = false;
+	imap_fetch_literal(s, &whole, data, n);
+	free(data);
 }
 
 static void imap_fetch_item(struct imap_session *s, struct imap_fetch *f,
 			    const struct imap_fetch_item *it, struct imap_msg *m)
 {
-	char date[64], *str;
+	const char *str;
+	char date[64];
 
 	switch (it->kind) {
 	case IMAP_FETCH_FLAGS: imap_write_flags(s, m); break;
@@ -421,23 +517,17 @@ static void imap_fetch_item(struct imap_session *s, struct imap_fetch *f,
 	case IMAP_FETCH_ENVELOPE:
 	case IMAP_FETCH_BODYSTRUCTURE:
 	case IMAP_FETCH_BODY:
-		if (f->tree == NULL) {
-			imap_printf(s, "%s NIL", it->name);
-			break;
-		}
-		str = it->kind == IMAP_FETCH_ENVELOPE
-			      ? mime_imap_envelope(f->msg, f->msg_len, f->tree->root)
-			      : mime_imap_bodystructure(f->msg, f->msg_len, f->tree,
-							it->kind == IMAP_FETCH_BODYSTRUCTURE);
-		imap_printf(s, "%s %s", it->name, str);
-		free(str);
+		str = it->kind == IMAP_FETCH_ENVELOPE	     ? f->st.envelope
+		      : it->kind == IMAP_FETCH_BODYSTRUCTURE ? f->st.bodystructure
+							     : f->st.body;
+		imap_printf(s, "%s %s", it->name, str != NULL ? str : "NIL");
 		break;
 	case IMAP_FETCH_SECTION:
 		imap_fetch_traced(s, m, it);
 		if (imap_item_whole(it))
 			imap_fetch_stream_start(s, f, it, m);
 		else
-			imap_fetch_section_item(s, f, it);
+			imap_fetch_section_item(s, f, it, m);
 		break;
 	}
 }
@@ -462,6 +552,7 @@ static bool imap_fetch_begin_msg(struct imap_session *s, struct imap_fetch *f)
 	free(f->msg);
 	f->msg = NULL;
 	mime_tree_free(&f->tree);
+	store_structure_deinit(&f->st);
 	if (imap_fetch_load(s, f, m) < 0) {
 		f->failed = true;
 		f->pos++;

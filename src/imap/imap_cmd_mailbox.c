@@ -213,7 +213,9 @@ void imap_cmd_close(struct imap_session *s, const struct imap_arg *args)
 	for (size_t i = 0; i < v->n; i++) {
 		if (v->msgs[i].flags & STORE_FLAG_DELETED) {
 			uids[n++] = v->msgs[i].uid;
-			imap_trace(s, "expunged", "CLOSE mailbox=%s uid=%u", v->name, v->msgs[i].uid);
+			trace_event_message_id(s->reader, v->msgs[i].blob_id,
+					       imap_trace(s, "expunged", "CLOSE mailbox=%s uid=%u",
+							  v->name, v->msgs[i].uid));
 		}
 	}
 	if (n == 0) {

@@ -1,8 +1,11 @@
 /* SEARCH and UID SEARCH (RFC 3501 6.4.4) with ESEARCH's RETURN (MIN MAX
  * ALL COUNT, RFC 4731) and CONDSTORE's MODSEQ key.  Keys on flags, sets,
- * sizes and internal dates are answered from the view; SENT* dates, header
- * and text keys read each candidate message and walk its decoded text
- * (mail/mime.h): correct, not fast (a full-text index comes later). */
+ * sizes and internal dates are answered from the view.  HEADER, BODY, TEXT
+ * and the address and SUBJECT keys ask the store's full-text index once per
+ * key (store_message_search_text) and mark the view's messages; a needle the
+ * index cannot serve (under three characters), a message stored before the
+ * index, and SENT* dates read the message and walk its decoded text
+ * (mail/mime.h). */
 #include "imap/imap_private.h"
 
 #include <stdio.h>
@@ -33,7 +36,9 @@ struct imap_snode {
 	time_t date;
 	char *str, *field;
 	size_t str_len;
-	unsigned char *mark; /* SK_SET: the view's messages in it */
+	/* SK_SET: the view's messages in it.  Text keys answered by the index:
+	 * IMAP_MARK_* per view message. */
+	unsigned char *mark;
 	struct imap_snode **kids;
 	size_t n_kids;
 };
@@ -321,6 +326,71 @@ static struct imap_snode *imap_search_key(struct imap_search *q, const struct im
 	return imap_search_other(q, ap, depth, error_r);
 }
 
+/* ---- the full-text index ------------------------------------------------------ */
+
+enum imap_mark {
+	IMAP_MARK_NO = 0,
+	IMAP_MARK_YES = 1,
+	IMAP_MARK_READ = 2, /* not in the index: read the message */
+};
+
+static void imap_mark_uids(const struct imap_view *v, unsigned char *mark, const uint32_t *uids,
+			   size_t n, unsigned char value)
+{
+	for (size_t i = 0; i < n; i++) {
+		long k = imap_view_find(v, uids[i]);
+		if (k >= 0)
+			mark[k] = value;
+	}
+}
+
+/* Answers one text key from the index for every message of the view at
+ * once.  A message the store no longer has (expunged, not yet announced)
+ * stays IMAP_MARK_NO.  Without an answer (short needle, error) the key is
+ * left to read the messages.  Returns whether some message must be read. */
+static bool imap_search_index_key(struct imap_search *q, struct imap_snode *n)
+{
+	const struct imap_view *v = &q->s->view;
+	enum store_search_where where = n->key == SK_HEADER ? STORE_SEARCH_HEADER
+					: n->key == SK_BODY  ? STORE_SEARCH_BODY
+							     : STORE_SEARCH_TEXT;
+	uint32_t *hits, *unindexed;
+	size_t n_hits, n_unindexed;
+
+	if (!store_search_indexable(n->str, n->str_len))
+		return true;
+	if (store_message_search_text(q->s->reader, v->mailbox_id, where, n->field, n->str,
+				      n->str_len, &hits, &n_hits, &unindexed, &n_unindexed) < 0)
+		return true;
+	n->mark = xcalloc(v->n + 1, 1);
+	imap_mark_uids(v, n->mark, hits, n_hits, IMAP_MARK_YES);
+	imap_mark_uids(v, n->mark, unindexed, n_unindexed, IMAP_MARK_READ);
+	free(hits);
+	free(unindexed);
+	return n_unindexed > 0;
+}
+
+/* Resolves every text key of the tree through the index; true when some
+ * key still needs the messages' content. */
+static bool imap_search_index(struct imap_search *q, struct imap_snode *n)
+{
+	bool content = false;
+
+	switch (n->key) {
+	case SK_HEADER:
+	case SK_BODY:
+	case SK_TEXT:
+		return imap_search_index_key(q, n);
+	case SK_SENTBEFORE:
+	case SK_SENTON:
+	case SK_SENTSINCE: return true;
+	default: break;
+	}
+	for (size_t i = 0; i < n->n_kids; i++)
+		content |= imap_search_index(q, n->kids[i]);
+	return content;
+}
+
 /* ---- matching ------------------------------------------------------------- */
 
 struct imap_text_match {
@@ -426,6 +496,8 @@ static bool imap_search_match(struct imap_search *q, const struct imap_snode *n,
 		return true;
 	default: break;
 	}
+	if (n->mark != NULL && n->mark[i] != IMAP_MARK_READ)
+		return n->mark[i] == IMAP_MARK_YES;
 	if (imap_search_load(q, m) < 0)
 		return false;
 	if (n->key == SK_SENTBEFORE || n->key == SK_SENTON || n->key == SK_SENTSINCE) {
@@ -624,6 +696,8 @@ int imap_search_start(struct imap_session *s, const struct imap_arg *a, bool cha
 		*error_r = "Missing search key";
 		return -1;
 	}
+	if (j->q.needs_content)
+		j->q.needs_content = imap_search_index(&j->q, j->root);
 	j->r.modseq_key = j->q.modseq_key;
 	if (j->q.modseq_key)
 		s->condstore = true;

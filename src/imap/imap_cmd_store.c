@@ -180,8 +180,10 @@ void imap_cmd_store(struct imap_session *s, const struct imap_arg *args)
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
-		imap_trace(s, "flags", "mailbox=%s uid=%u %s flags=0x%x keywords=%s", s->view.name,
-			   r->uids[i], a->str, c.flags, kw);
+		trace_event_message_uid(s->reader, s->view.mailbox_id, r->uids[i],
+					imap_trace(s, "flags",
+						   "mailbox=%s uid=%u %s flags=0x%x keywords=%s",
+						   s->view.name, r->uids[i], a->str, c.flags, kw));
 	c.uids = r->uids;
 	c.n_uids = n;
 	c.keywords = kw;
@@ -230,7 +232,9 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_arg *args)
 		const struct imap_msg *m = &v->msgs[s->uid ? idx[i] : i];
 		if (m->flags & STORE_FLAG_DELETED) {
 			uids[n++] = m->uid;
-			imap_trace(s, "expunged", "mailbox=%s uid=%u", v->name, m->uid);
+			trace_event_message_id(s->reader, m->blob_id,
+					       imap_trace(s, "expunged", "mailbox=%s uid=%u",
+							  v->name, m->uid));
 		}
 	}
 	free(idx);
@@ -318,8 +322,10 @@ static void imap_copy(struct imap_session *s, const struct imap_arg *args, bool 
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
-		imap_trace(s, move ? "moved" : "copied", "mailbox=%s uid=%u to=%s", s->view.name,
-			   uids[i], target.name);
+		trace_event_message_uid(s->reader, s->view.mailbox_id, uids[i],
+					imap_trace(s, move ? "moved" : "copied",
+						   "mailbox=%s uid=%u to=%s", s->view.name,
+						   uids[i], target.name));
 	s->scratch = (char *)uids;
 	store_copy(s->env->store, s->view.mailbox_id, uids, n, target.id, move, s->events,
 		   s->n_events, s->loop, imap_call_done, imap_call(s, imap_copy_done));

@@ -32,6 +32,7 @@
 #include "imap/imap_session.h"
 #include "proto/imap_parser.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 struct conn;
 struct event;
@@ -169,7 +170,8 @@ void imap_resume(struct imap_session *s);
 void imap_ref(struct imap_session *s);
 bool imap_unref(struct imap_session *s); /* false: closed or freed */
 void imap_close(struct imap_session *s);
-void imap_trace(struct imap_session *s, const char *event, const char *fmt, ...)
+struct store_trace_event *imap_trace(struct imap_session *s, const char *event,
+				     const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void imap_trace_flush(struct imap_session *s);
 /* The events gathered so far, handed to a store write: the caller passes

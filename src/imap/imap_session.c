@@ -226,11 +226,19 @@ void imap_final_set(struct imap_session *s, const struct store_reply *reply)
 
 /* ---- trace ---------------------------------------------------------------- */
 
-void imap_trace(struct imap_session *s, const char *event, const char *fmt, ...)
+/* Returns the event, for the caller to add the message's Message-ID (the
+ * batch is flushed before, not after, so it stays valid until the next
+ * event); NULL when trace.level leaves this kind out. */
+struct store_trace_event *imap_trace(struct imap_session *s, const char *event,
+				     const char *fmt, ...)
 {
 	struct store_trace_event *e;
 	va_list ap;
 
+	if (!trace_recorded("imap", event))
+		return NULL;
+	if (s->n_events >= 64)
+		imap_trace_flush(s);
 	if (s->n_events == s->events_alloc) {
 		s->events_alloc = s->events_alloc ? s->events_alloc * 2 : 8;
 		s->events = xrealloc(s->events, s->events_alloc * sizeof(*s->events));
@@ -246,8 +254,7 @@ void imap_trace(struct imap_session *s, const char *event, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
 	va_end(ap);
-	if (s->n_events >= 64)
-		imap_trace_flush(s);
+	return e;
 }
 
 static void imap_trace_done(const struct store_reply *reply, void *ctx)

@@ -126,5 +126,6 @@ keelctl_run_fn keelctl_cmd_config_list, keelctl_cmd_config_get, keelctl_cmd_conf
 keelctl_run_fn keelctl_cmd_queue_list, keelctl_cmd_queue_show, keelctl_cmd_queue_hold,
     keelctl_cmd_queue_release, keelctl_cmd_queue_retry, keelctl_cmd_queue_delete,
     keelctl_cmd_queue_bounce, keelctl_cmd_queue_stats, keelctl_cmd_jobs;
+keelctl_run_fn keelctl_cmd_trace, keelctl_cmd_audit, keelctl_cmd_audit_verify;
 
 #endif

@@ -79,6 +79,13 @@ static const struct keelctl_command keelctl_commands[] = {
     {"queue stats", "", "queue counts by state and by recipient domain", keelctl_cmd_queue_stats, 0,
      0},
     {"jobs", "", "list bulk jobs and their progress", keelctl_cmd_jobs, 0, 0},
+    {"trace",
+     "[--message-id ID] [--queue-id ID] [--sender ADDR] [--rcpt ADDR] [--account ADDR] [--ip IP]"
+     " [--since TIME] [--until TIME]",
+     "what happened to messages: a timeline per message", keelctl_cmd_trace, 0, 0},
+    {"audit", "[--since TIME]", "list admin changes", keelctl_cmd_audit, 0, 0},
+    {"audit verify", "", "check the audit log's hash chain; exit 1 naming the first bad record",
+     keelctl_cmd_audit_verify, 0, 0},
 };
 
 #define KEELCTL_N_COMMANDS (sizeof(keelctl_commands) / sizeof(keelctl_commands[0]))

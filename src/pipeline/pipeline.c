@@ -248,23 +248,30 @@ static void pipeline_on_store(const struct store_reply *reply, void *ctx)
 }
 
 /* The local copy: the same message with Return-Path on top (RFC 5321
- * 4.4: added at final delivery), into each user's INBOX. */
+ * 4.4: added at final delivery), into each user's INBOX.  Its structure is
+ * computed here, on the session's loop, from the bytes stored (Return-Path
+ * included, so that offsets and ENVELOPE agree with them): once for every
+ * recipient, and never on the committer. */
 static void pipeline_deliver_local(struct pipeline_job *job, const struct pipeline_message *m)
 {
 	struct store_rcpt *rcpts = xcalloc(job->n_local, sizeof(*rcpts));
 	char *rp = xasprintf("Return-Path: <%s>\r\n", m->env.sender);
 	size_t rplen = strlen(rp);
 	char *data = xmalloc(rplen + m->size);
+	struct store_structure structure;
 	struct store_delivery d = { .data = data, .size = rplen + m->size,
 				    .rcpts = rcpts, .n_rcpts = job->n_local,
-				    .events = m->events, .n_events = m->n_events };
+				    .events = m->events, .n_events = m->n_events,
+				    .structure = &structure };
 
 	memcpy(data, rp, rplen);
 	memcpy(data + rplen, m->data, m->size);
+	store_structure_compute(&structure, data, d.size);
 	for (size_t i = 0; i < job->n_local; i++)
 		rcpts[i].user_id = job->local[i].user_id;
 	job->pending++;
 	store_deliver(job->p->store, &d, job->loop, pipeline_on_store, job);
+	store_structure_deinit(&structure);
 	free(rp);
 	free(data);
 	free(rcpts);

@@ -113,8 +113,10 @@ static void pop3_cmd_retr(struct pop3_session *s, const struct pop3_command *cmd
 	s->stream.in_body = false;
 	s->stream.line_len = 0;
 	s->stream.body_lines_left = top ? (long)cmd->num[1] : -1;
-	pop3_trace(s, "fetched", "%s %lu uid=%u size=%llu", top ? "TOP" : "RETR", cmd->num[0],
-		   m->uid, (unsigned long long)m->size);
+	trace_event_message_id(s->reader, m->blob_id,
+			       pop3_trace(s, "fetched", "%s %lu uid=%u size=%llu",
+					  top ? "TOP" : "RETR", cmd->num[0], m->uid,
+					  (unsigned long long)m->size));
 	if (!top)
 		pop3_mark_seen(s, m);
 	pop3_ok(s, "%llu octets", (unsigned long long)m->size);
@@ -168,7 +170,9 @@ static void pop3_cmd_quit(struct pop3_session *s)
 		if (!s->msgs[i].deleted)
 			continue;
 		uids[n++] = s->msgs[i].uid;
-		pop3_trace(s, "deleted", "DELE %zu uid=%u", i + 1, s->msgs[i].uid);
+		trace_event_message_id(s->reader, s->msgs[i].blob_id,
+				       pop3_trace(s, "deleted", "DELE %zu uid=%u", i + 1,
+						  s->msgs[i].uid));
 	}
 	if (n == 0) {
 		free(uids);

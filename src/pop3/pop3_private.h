@@ -13,6 +13,7 @@
 #include "pop3/pop3_session.h"
 #include "proto/pop3_parser.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 struct conn;
 struct event;
@@ -78,7 +79,8 @@ void pop3_ok(struct pop3_session *s, const char *fmt, ...) __attribute__((format
 /* An -ERR that counts toward pop3.max_errors. */
 void pop3_err(struct pop3_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pop3_enter_state(struct pop3_session *s, enum pop3_state state);
-void pop3_trace(struct pop3_session *s, const char *event, const char *fmt, ...)
+struct store_trace_event *pop3_trace(struct pop3_session *s, const char *event,
+				     const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void pop3_trace_flush(struct pop3_session *s);
 void pop3_ref(struct pop3_session *s);

@@ -66,11 +66,19 @@ void pop3_enter_state(struct pop3_session *s, enum pop3_state state)
 	s->state = state;
 }
 
-void pop3_trace(struct pop3_session *s, const char *event, const char *fmt, ...)
+/* Returns the event, for the caller to add the message's Message-ID (the
+ * batch is flushed before, not after, so it stays valid until the next
+ * event); NULL when trace.level leaves this kind out. */
+struct store_trace_event *pop3_trace(struct pop3_session *s, const char *event,
+				     const char *fmt, ...)
 {
 	struct store_trace_event *e;
 	va_list ap;
 
+	if (!trace_recorded("pop3", event))
+		return NULL;
+	if (s->n_events >= 64)
+		pop3_trace_flush(s);
 	if (s->n_events == s->events_alloc) {
 		s->events_alloc = s->events_alloc ? s->events_alloc * 2 : 8;
 		s->events = xrealloc(s->events, s->events_alloc * sizeof(*s->events));
@@ -86,8 +94,7 @@ void pop3_trace(struct pop3_session *s, const char *event, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
 	va_end(ap);
-	if (s->n_events >= 64)
-		pop3_trace_flush(s);
+	return e;
 }
 
 void pop3_trace_flush(struct pop3_session *s)

@@ -16,6 +16,7 @@
  * names the module it configures.  def is what a user would write. */
 static const char *const smtp_bare_newline_choices[] = { "reject", "normalize", NULL };
 static const char *const delivery_tls_choices[] = { "may", "require", NULL };
+static const char *const trace_level_choices[] = { "full", "delivery", NULL };
 
 static const struct setting_def settings_registry[] = {
     {
@@ -270,6 +271,22 @@ static const struct setting_def settings_registry[] = {
         .min = 1,
         .max = 90 * 86400,
         .doc = "age after which undelivered mail is bounced",
+    },
+    /* Accountability (src/trace): how long and how much the trace log keeps. */
+    {
+        .key = "trace.retention",
+        .type = SETTING_DURATION,
+        .def = "90d",
+        .min = 3600,
+        .max = 3650 * 86400,
+        .doc = "age after which trace events are deleted by the background job",
+    },
+    {
+        .key = "trace.level",
+        .type = SETTING_ENUM,
+        .def = "full",
+        .choices = trace_level_choices,
+        .doc = "full: every event; delivery: without IMAP/POP3 access events",
     },
 };
 

@@ -50,7 +50,7 @@ struct store_reader;
 #define STORE_VALUE_MAX 4095
 
 /* Schema version this binary writes; a data dir with a newer one is refused. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 6
 
 enum store_err {
 	STORE_OK = 0,
@@ -470,6 +470,34 @@ struct store_delivered {
 	uint64_t modseq;
 };
 
+/* What a message's MIME structure gives IMAP, computed once before it is
+ * stored (DESIGN.md: a FETCH never re-parses a message).  Every string is
+ * NUL-terminated and malloc'd.
+ *   envelope, bodystructure, body: FETCH ENVELOPE, BODYSTRUCTURE and BODY
+ *     values (mail/mime.h), outer parentheses included.
+ *   tree: mime_structure_serialize() of the message, for BODY[section]
+ *     without reading the whole message.
+ *   text_header: the message header's fields, text_inner: the fields of
+ *     embedded messages' headers, text_body: the decoded text parts, for the
+ *     full-text index (mime_text_walk()).  A field is "name:value"; entries
+ *     are separated by STORE_TEXT_SEP; bytes 0x00-0x02 inside a value or a
+ *     body become STORE_TEXT_BREAK, so that no needle without such a byte
+ *     (store_message_search_text) matches across two entries. */
+#define STORE_TEXT_SEP '\x01'
+#define STORE_TEXT_BREAK '\x02'
+struct store_structure {
+	char *envelope, *bodystructure, *body;
+	void *tree;
+	size_t tree_size;
+	char *text_header, *text_inner, *text_body;
+};
+/* Parses data[0, size) and fills *st (zeroed first).  Any bytes give a
+ * structure; safe on any thread (it does no I/O), meant for the caller's
+ * loop thread so that the committer never parses. */
+void store_structure_compute(struct store_structure *st, const void *data, size_t size);
+/* Frees the fields and zeroes *st. */
+void store_structure_deinit(struct store_structure *st);
+
 struct store_delivery {
 	const void *data;    /* the whole message, as it will be served */
 	size_t size;
@@ -481,6 +509,10 @@ struct store_delivery {
 	const struct store_envelope *envelope; /* required when n_remote > 0 */
 	const struct store_trace_event *events;
 	size_t n_events;
+	/* NULL, or the structure of data (store_structure_compute() on exactly
+	 * these bytes): kept with each mailbox entry (copied by store_copy) and
+	 * indexed for search.  Without it, readers parse the message when asked. */
+	const struct store_structure *structure;
 };
 void store_deliver(struct store *s, const struct store_delivery *d, struct loop *loop,
 		   store_done_cb *cb, void *ctx);
@@ -567,6 +599,34 @@ int store_message_changed(struct store_reader *r, int64_t mailbox_id, uint64_t s
  * freed with free().  Kept until the mailbox is deleted. */
 int store_expunged_since(struct store_reader *r, int64_t mailbox_id, uint64_t since,
 			 uint32_t **uids_r, size_t *n_r);
+/* The stored structure of the message uid of mailbox_id: 0 with *st filled
+ * (free with store_structure_deinit(); text_* are left NULL), each field
+ * NULL when the message was stored without one (before schema 5); -1 when
+ * there is no such message or on error. */
+int store_message_structure(struct store_reader *r, int64_t mailbox_id, uint32_t uid,
+			    struct store_structure *st);
+
+/* Full-text search of a mailbox (IMAP SEARCH HEADER, BODY, TEXT): the
+ * messages whose text contains needle, ASCII case ignored, as mime_text_walk()
+ * decodes it.  STORE_SEARCH_HEADER looks at the message header's fields named
+ * field (ASCII case ignored; NULL: any), STORE_SEARCH_BODY at text parts,
+ * STORE_SEARCH_TEXT at both and at embedded messages' headers.
+ * store_search_indexable() says whether needle can use the index: at least 3
+ * UTF-8 characters, valid UTF-8, no byte 0x00-0x02.  Returns 0 with *hits_r
+ * (uids that match, ascending) and *unindexed_r (uids of messages stored
+ * without an index entry, ascending: the caller reads those itself), both
+ * freed with free(); -1 on error or when needle is not indexable. */
+enum store_search_where {
+	STORE_SEARCH_HEADER,
+	STORE_SEARCH_BODY,
+	STORE_SEARCH_TEXT,
+};
+bool store_search_indexable(const char *needle, size_t len);
+int store_message_search_text(struct store_reader *r, int64_t mailbox_id,
+			      enum store_search_where where, const char *field,
+			      const char *needle, size_t len, uint32_t **hits_r, size_t *n_hits_r,
+			      uint32_t **unindexed_r, size_t *n_unindexed_r);
+
 /* Reads a message's bytes (malloc'd) by blob id. */
 int store_blob_read(struct store_reader *r, int64_t blob_id, void **data_r, size_t *size_r,
 		    const char **error_r);
@@ -704,11 +764,68 @@ int store_blob_stream_open(struct store_reader *r, int64_t blob_id,
 long store_blob_stream_read(struct store_blob_stream *stream, void *buf, size_t size,
 			    const char **error_r);
 void store_blob_stream_close(struct store_blob_stream **stream);
+/* Reads len bytes from offset of a blob into a malloc'd buffer (*size_r:
+ * what was read, less than len only at the end of the blob).  Unlike
+ * store_blob_read and the stream, the bytes are not checked against the
+ * blob's SHA-256: that needs every byte, and this serves FETCH BODY[section]
+ * of a part of a large message.  It is acceptable because the bytes were
+ * hashed when they were written, the range is bounded by the size the
+ * database records, and every whole read (BODY[], RFC822, POP3 RETR)
+ * still verifies the hash, so corruption does not go unnoticed for long. */
+int store_blob_read_range(struct store_reader *r, int64_t blob_id, uint64_t offset, size_t len,
+			  void **data_r, size_t *size_r, const char **error_r);
 
 /* Trace events matching the non-empty fields of filter (queue_id,
  * message_id, account, client_ip, sender, rcpt), newest last. */
 int store_trace_query(struct store_reader *r, const struct store_trace_event *filter,
 		      time_t since, time_t until, struct store_trace_event **list_r,
 		      size_t *n_r);
+
+/* ---- accountability: trace by message, retention, audit (sqlite_trace.c) -- */
+
+/* The Message-ID the blob was delivered with, into buf ("" when unknown: an
+ * IMAP APPEND, or mail without one).  0, or -1 on error. */
+int store_blob_message_id(struct store_reader *r, int64_t blob_id, char *buf, size_t size);
+/* The same for the message uid in mailbox_id. */
+int store_message_message_id(struct store_reader *r, int64_t mailbox_id, uint32_t uid,
+			     char *buf, size_t size);
+
+/* Every event of one message: those that carry message_id (access events)
+ * and every event of the queue ids that did (the SMTP session that carried
+ * it, its deliveries and outbound attempts); by time, then insertion.  Two
+ * indexed reads, never a scan. */
+int store_trace_query_message(struct store_reader *r, const char *message_id, time_t since,
+			      time_t until, struct store_trace_event **list_r, size_t *n_r);
+
+/* Deletes up to limit of the oldest trace events older than before, in one
+ * short write; reply->id is how many went. */
+void store_trace_expire(struct store *s, time_t before, size_t limit, struct loop *loop,
+			store_done_cb *cb, void *ctx);
+
+/* One admin change (docs/trace.md).  args, before and after are JSON text,
+ * secrets masked by the caller; longer text is cut at its field's size
+ * before the hash is taken, so what is stored is what is chained. */
+struct store_audit {
+	int64_t id;
+	time_t time;
+	char actor[64];
+	char command[64];
+	char args[2048];
+	char before[4096];
+	char after[4096];
+	char hash[65]; /* hex SHA-256 (src/trace/trace_audit.h) */
+};
+
+/* Appends a record; the committer sets its id, time and hash, chaining it
+ * to the record with the highest id in the same transaction.  reply->id is
+ * the new record's id. */
+void store_audit_append(struct store *s, const struct store_audit *a, struct loop *loop,
+			store_done_cb *cb, void *ctx);
+/* Records with time >= since and id > after_id, by id, at most limit. */
+int store_audit_list(struct store_reader *r, time_t since, int64_t after_id, size_t limit,
+		     struct store_audit **list_r, size_t *n_r);
+/* The highest audit id ever given (0: none), to notice removed records at
+ * the end of the log. */
+int store_audit_last_id(struct store_reader *r, int64_t *id_r);
 
 #endif

@@ -1414,6 +1414,141 @@ static void test_store_mailbox_rename(void)
 	t_teardown();
 }
 
+/* ---- stored structure and the full-text index ------------------------------ */
+
+#define T_MIME_MSG                                                                         \
+	"From: Alice <alice@x.test>\r\nSubject: =?utf-8?q?Caf=C3=A9?= Plans\r\n"            \
+	"X-Tag: alpha\r\nMIME-Version: 1.0\r\n"                                               \
+	"Content-Type: multipart/mixed; boundary=B\r\n\r\n"                                   \
+	"--B\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n"  \
+	"\r\nsee the Agen=\r\nda\r\n"                                                         \
+	"--B\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"         \
+	"U2VjcmV0IEJVREdFVCBudW1iZXJz\r\n--B--\r\n"
+
+static uint32_t t_put_parsed(int64_t user_id, int64_t mailbox_id, const char *body)
+{
+	struct store_rcpt rcpt = { .user_id = user_id, .mailbox_id = mailbox_id };
+	struct store_structure st;
+	struct store_delivery d = { .data = body, .size = strlen(body), .rcpts = &rcpt,
+				    .n_rcpts = 1, .structure = &st };
+
+	store_structure_compute(&st, body, strlen(body));
+	CHECK_INT(T(store_deliver(t_s, &d, SYNC)), STORE_OK);
+	store_structure_deinit(&st);
+	CHECK_INT(t_delivered[0].status, 0);
+	return t_delivered[0].uid;
+}
+
+/* The uids search finds, as "1 2" (or "-" on failure, "?" for unindexed). */
+static const char *t_search(int64_t mailbox_id, enum store_search_where where,
+			    const char *field, const char *needle)
+{
+	static char out[128];
+	uint32_t *hits, *unindexed;
+	size_t n, n_un, len = 0;
+
+	if (store_message_search_text(t_r, mailbox_id, where, field, needle, strlen(needle),
+				      &hits, &n, &unindexed, &n_un) < 0)
+		return "-";
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%u", i ? " " : "", hits[i]);
+	if (n_un > 0)
+		snprintf(out + len, sizeof(out) - len, "?");
+	free(hits);
+	free(unindexed);
+	return out;
+}
+
+static void test_store_structure(void)
+{
+	struct store_structure st;
+	int64_t user, other;
+	uint32_t uid;
+	void *part;
+	size_t n;
+	const char *error;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	other = t_create(user, "Other");
+	uid = t_put_parsed(user, 0, T_MIME_MSG);
+	t_put(user, 0, "Subject: plain\r\n\r\nno structure given\r\n");
+	CHECK_INT(store_message_structure(t_r, t_mailbox(user, "INBOX").id, uid, &st), 0);
+	CHECK(st.envelope != NULL && strstr(st.envelope, "\"alice\" \"x.test\"") != NULL);
+	CHECK(st.bodystructure != NULL && strstr(st.bodystructure, "\"mixed\"") != NULL);
+	CHECK(st.body != NULL && st.tree != NULL && st.tree_size > 0);
+	store_structure_deinit(&st);
+	CHECK_INT(store_message_structure(t_r, t_mailbox(user, "INBOX").id, 2, &st), 0);
+	CHECK(st.envelope == NULL && st.tree == NULL);
+	CHECK_INT(store_message_structure(t_r, t_mailbox(user, "INBOX").id, 9, &st), -1);
+	/* A range read returns those octets, clipped at the end. */
+	CHECK_INT(store_blob_read_range(t_r, t_message(t_mailbox(user, "INBOX").id, uid).blob_id,
+					6, 5, &part, &n, &error), 0);
+	CHECK_INT(n, 5);
+	CHECK(memcmp(part, "Alice", 5) == 0);
+	free(part);
+	CHECK_INT(store_blob_read_range(t_r, t_message(t_mailbox(user, "INBOX").id, uid).blob_id,
+					strlen(T_MIME_MSG) - 2, 100, &part, &n, &error), 0);
+	CHECK_INT(n, 2);
+	free(part);
+	/* COPY keeps the structure and the index row. */
+	CHECK_INT(T(store_copy(t_s, t_mailbox(user, "INBOX").id, (uint32_t[]){ 1, 2 }, 2, other,
+			       false, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(store_message_structure(t_r, other, 1, &st), 0);
+	CHECK(st.bodystructure != NULL && strstr(st.bodystructure, "\"mixed\"") != NULL);
+	store_structure_deinit(&st);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM message_text"), 2);
+	t_teardown();
+}
+
+static void test_store_search_text(void)
+{
+	int64_t user, inbox, other;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	inbox = t_mailbox(user, "INBOX").id;
+	other = t_create(user, "Other");
+	t_put_parsed(user, 0, T_MIME_MSG);
+	t_put_parsed(user, 0, "Subject: lunch\r\nX-Tag: beta\r\n\r\nSee you at noon\r\n");
+	/* Decoded base64 and quoted-printable (a soft break joins "Agenda"),
+	 * ASCII case ignored, substrings. */
+	CHECK_STR(t_search(inbox, STORE_SEARCH_BODY, NULL, "budget"), "1");
+	CHECK_STR(t_search(inbox, STORE_SEARCH_BODY, NULL, "AGENDA"), "1");
+	CHECK_STR(t_search(inbox, STORE_SEARCH_BODY, NULL, "oon"), "2");
+	CHECK_STR(t_search(inbox, STORE_SEARCH_TEXT, NULL, "café"), "1");
+	CHECK_STR(t_search(inbox, STORE_SEARCH_BODY, NULL, "café"), "");
+	/* HEADER names one field of the message header. */
+	CHECK_STR(t_search(inbox, STORE_SEARCH_HEADER, "subject", "lunch"), "2");
+	CHECK_STR(t_search(inbox, STORE_SEARCH_HEADER, "x-tag", "lunch"), "");
+	CHECK_STR(t_search(inbox, STORE_SEARCH_HEADER, NULL, "eta"), "2");
+	CHECK_STR(t_search(inbox, STORE_SEARCH_TEXT, NULL, "x-tag"), "");
+	/* Too short for the trigram index: the caller reads the messages. */
+	CHECK_STR(t_search(inbox, STORE_SEARCH_BODY, NULL, "no"), "-");
+	CHECK(!store_search_indexable("a\x01" "bc", 4));
+	CHECK(store_search_indexable("abc", 3));
+	/* Rows follow copy, expunge, mailbox and user deletion. */
+	CHECK_INT(T(store_copy(t_s, inbox, (uint32_t[]){ 1, 2 }, 2, other, true, NULL, 0, SYNC)),
+		  STORE_OK);
+	CHECK_STR(t_search(inbox, STORE_SEARCH_BODY, NULL, "budget"), "");
+	CHECK_STR(t_search(other, STORE_SEARCH_BODY, NULL, "budget"), "1");
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM message_text"), 2);
+	CHECK_INT(T(store_expunge(t_s, other, &(uint32_t){ 2 }, 1, NULL, 0, SYNC)), STORE_OK);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM message_text"), 1);
+	t_put(user, other, "Subject: old\r\n\r\nstored without an index row\r\n");
+	CHECK_STR(t_search(other, STORE_SEARCH_BODY, NULL, "budget"), "1?");
+	CHECK_INT(T(store_copy(t_s, other, (uint32_t[]){ 1 }, 1, inbox, false, NULL, 0, SYNC)),
+		  STORE_OK);
+	CHECK_INT(T(store_mailbox_delete(t_s, other, SYNC)), STORE_OK);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM message_text"), 1);
+	CHECK_INT(T(store_user_del(t_s, user, SYNC)), STORE_OK);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM message_text"), 0);
+	t_teardown();
+}
+
 static void test_store_mailbox_delete(void)
 {
 	struct store_mailbox m;
@@ -2045,6 +2180,8 @@ int main(void)
 	TEST_RUN(test_store_trace_defer);
 	TEST_RUN(test_store_mailbox_rename);
 	TEST_RUN(test_store_mailbox_delete);
+	TEST_RUN(test_store_structure);
+	TEST_RUN(test_store_search_text);
 	TEST_RUN(test_store_flags);
 	TEST_RUN(test_store_flags_modseq);
 	TEST_RUN(test_store_flags_unchangedsince);

@@ -236,13 +236,35 @@ static int mail_rcpt_count(struct store *s, const struct store_rcpt *rcpt, uint6
 	return sq_run(st);
 }
 
+/* The message's row in the full-text index, in the delivery's transaction,
+ * so that a message is never searchable by the index without being stored
+ * or stored without being searchable. */
+static int mail_text_insert(struct store *s, const struct store_structure *t, int64_t id)
+{
+	static const char sql[] = "INSERT INTO message_text(rowid, header, nested, body)"
+				  " VALUES(?, ?, ?, ?)";
+	sqlite3_stmt *st;
+
+	if (t->text_header == NULL)
+		return 0;
+	if ((st = sq_get(&s->w, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, t->text_header, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, t->text_inner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, t->text_body, -1, SQLITE_STATIC);
+	return sq_run(st);
+}
+
 static int mail_message_insert(struct store *s, const struct sq_delivery *d,
 			       const struct store_rcpt *rcpt, const struct store_delivered *out,
 			       int64_t blob_id)
 {
 	static const char sql[] = "INSERT INTO messages(mailbox_id, uid, modseq, flags,"
-				  " internaldate, size, blob_id) VALUES(?, ?, ?, ?, ?, ?, ?)";
+				  " internaldate, size, blob_id, envelope, bodystructure, body,"
+				  " structure) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = sq_get(&s->w, sql);
+	const struct store_structure *t = &d->structure;
 
 	if (st == NULL)
 		return -1;
@@ -254,7 +276,14 @@ static int mail_message_insert(struct store *s, const struct sq_delivery *d,
 			   (int64_t)(d->internaldate != 0 ? d->internaldate : s->batch_time));
 	sqlite3_bind_int64(st, 6, (int64_t)d->size);
 	sqlite3_bind_int64(st, 7, blob_id);
-	return sq_run(st);
+	sq_bind_text_or_null(st, 8, t->envelope);
+	sq_bind_text_or_null(st, 9, t->bodystructure);
+	sq_bind_text_or_null(st, 10, t->body);
+	if (t->tree != NULL)
+		sqlite3_bind_blob(st, 11, t->tree, (int)t->tree_size, SQLITE_STATIC);
+	if (sq_run(st) < 0)
+		return -1;
+	return mail_text_insert(s, t, sqlite3_last_insert_rowid(s->w.db));
 }
 
 /* One recipient: its own outcome in *out; -1 only for a database error. */
@@ -345,6 +374,8 @@ static int mail_deliver_apply(struct store *s, struct store_req *req)
 		return store_req_fail(req, STORE_ERR_INVALID, "queued mail needs a queue id");
 	if (mail_blob_row(s, req, &blob_id) < 0)
 		return req->reply.status < 0 ? -1 : store_req_fail_db(s, req);
+	if (sqlite_blob_set_message_id(s, blob_id, req) < 0)
+		return store_req_fail_db(s, req);
 	for (size_t i = 0; i < d->n_rcpts; i++) {
 		if (mail_deliver_rcpt(s, d, &d->rcpts[i], blob_id, &d->delivered[i]) < 0)
 			return store_req_fail_db(s, req);
@@ -414,6 +445,27 @@ static void mail_envelope_copy(struct store_envelope *dst, const struct store_en
 	dst->client_ip[sizeof(dst->client_ip) - 1] = '\0';
 }
 
+static void mail_structure_copy(struct store_structure *dst, const struct store_structure *src)
+{
+	if (src == NULL || src->envelope == NULL || src->bodystructure == NULL ||
+	    src->body == NULL)
+		return;
+	dst->envelope = xstrdup(src->envelope);
+	dst->bodystructure = xstrdup(src->bodystructure);
+	dst->body = xstrdup(src->body);
+	if (src->tree != NULL && src->tree_size > 0 && src->tree_size <= INT32_MAX) {
+		dst->tree = xmalloc(src->tree_size);
+		memcpy(dst->tree, src->tree, src->tree_size);
+		dst->tree_size = src->tree_size;
+	}
+	/* The index row needs all three texts, or none is kept. */
+	if (src->text_header != NULL && src->text_inner != NULL && src->text_body != NULL) {
+		dst->text_header = xstrdup(src->text_header);
+		dst->text_inner = xstrdup(src->text_inner);
+		dst->text_body = xstrdup(src->text_body);
+	}
+}
+
 /* The content hash is taken here, on the caller's thread, so that the
  * committer (which serialises every write) does not pay for it. */
 void store_deliver(struct store *s, const struct store_delivery *dl, struct loop *loop,
@@ -442,6 +494,9 @@ void store_deliver(struct store *s, const struct store_delivery *dl, struct loop
 	}
 	if (dl->envelope != NULL)
 		mail_envelope_copy(&d->envelope, dl->envelope);
+	/* Only mailbox entries use the structure: a queue-only copy skips it. */
+	if (dl->n_rcpts > 0)
+		mail_structure_copy(&d->structure, dl->structure);
 	req->delivery = d;
 	req->events = sqlite_events_copy(dl->events, dl->n_events);
 	req->n_events = dl->n_events;

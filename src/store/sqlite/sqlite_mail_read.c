@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "lib/log.h"
+#include "lib/xalloc.h"
 
 /* ---- mailboxes and messages --------------------------------------------- */
 
@@ -260,4 +261,84 @@ int store_trace_query(struct store_reader *r, const struct store_trace_event *fi
 	}
 	return sq_read_list(r, st, sizeof(**list_r), mr_trace_fill, list_r, n_r,
 			    "trace_query");
+}
+
+/* ---- stored structure, partial reads --------------------------------------- */
+
+static char *mr_text_dup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *p = sqlite3_column_text(st, col);
+
+	return p != NULL ? xstrdup((const char *)p) : NULL;
+}
+
+int store_message_structure(struct store_reader *r, int64_t mailbox_id, uint32_t uid,
+			    struct store_structure *out)
+{
+	static const char sql[] = "SELECT envelope, bodystructure, body, structure FROM messages"
+				  " WHERE mailbox_id = ? AND uid = ?";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (st == NULL) {
+		sqlite_read_failed(r, "message_structure");
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, mailbox_id);
+	sqlite3_bind_int64(st, 2, uid);
+	if ((ret = sq_row(st)) == 1) {
+		out->envelope = mr_text_dup(st, 0);
+		out->bodystructure = mr_text_dup(st, 1);
+		out->body = mr_text_dup(st, 2);
+		if (sqlite3_column_bytes(st, 3) > 0) {
+			out->tree_size = (size_t)sqlite3_column_bytes(st, 3);
+			out->tree = xmalloc(out->tree_size);
+			memcpy(out->tree, sqlite3_column_blob(st, 3), out->tree_size);
+		}
+	}
+	sqlite3_reset(st);
+	if (ret < 0)
+		sqlite_read_failed(r, "message_structure");
+	return ret == 1 ? 0 : -1;
+}
+
+int store_blob_read_range(struct store_reader *r, int64_t blob_id, uint64_t offset, size_t len,
+			  void **data_r, size_t *size_r, const char **error_r)
+{
+	static const char sql[] = "SELECT size, segment, offset FROM blobs WHERE id = ?";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+	uint64_t size = 0, at = 0;
+	uint32_t segment = 0;
+	void *buf;
+	int ret;
+
+	*error_r = NULL;
+	if (st == NULL) {
+		*error_r = sqlite3_errmsg(r->c.db);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, blob_id);
+	if ((ret = sq_row(st)) == 1) {
+		size = (uint64_t)sqlite3_column_int64(st, 0);
+		segment = (uint32_t)sqlite3_column_int64(st, 1);
+		at = (uint64_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	if (ret != 1) {
+		*error_r = ret < 0 ? "reading the blob index failed" : "no such message content";
+		return -1;
+	}
+	if (offset > size)
+		offset = size;
+	if (len > size - offset)
+		len = (size_t)(size - offset);
+	buf = xmalloc(len + 1);
+	if (len > 0 && blob_read_range(r->blobs, segment, at, offset, buf, len, error_r) < 0) {
+		free(buf);
+		return -1;
+	}
+	*data_r = buf;
+	*size_r = len;
+	return 0;
 }

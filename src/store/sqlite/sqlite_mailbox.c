@@ -518,20 +518,39 @@ static int mb_expunge_apply(struct store *s, struct store_req *req)
 
 /* ---- copy and move ------------------------------------------------------- */
 
-/* One message into to as uid, with its cache columns: 1 with *size_r, 0
- * when absent from the source, -1 on error. */
+/* The copy's full-text row is the source's: same text, new rowid.  A
+ * source stored before the index existed has none, and neither has its
+ * copy (search reads such messages). */
+static int mb_copy_text(struct store *s, int64_t from, uint32_t uid, int64_t new_id)
+{
+	static const char sql[] =
+		"INSERT INTO message_text(rowid, header, nested, body)"
+		" SELECT ?1, header, nested, body FROM message_text WHERE rowid ="
+		" (SELECT id FROM messages WHERE mailbox_id = ?2 AND uid = ?3)";
+	sqlite3_stmt *st = sq_get(&s->w, sql);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, new_id);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, uid);
+	return sq_run(st);
+}
+
+/* One message into to as uid, with its cache columns and index row: 1 with
+ * *size_r, 0 when absent from the source, -1 on error. */
 static int mb_copy_one(struct store *s, int64_t from, const struct mb_box *to, uint32_t uid,
 		       uint32_t new_uid, uint64_t *size_r)
 {
 	static const char sql[] =
 		"INSERT INTO messages(mailbox_id, uid, modseq, flags, keywords, internaldate,"
-		" size, blob_id, envelope, bodystructure)"
+		" size, blob_id, envelope, bodystructure, body, structure)"
 		" SELECT ?1, ?2, ?3, flags, keywords, internaldate, size, blob_id, envelope,"
-		" bodystructure FROM messages WHERE mailbox_id = ?4 AND uid = ?5"
-		" RETURNING size, blob_id";
+		" bodystructure, body, structure FROM messages WHERE mailbox_id = ?4 AND uid = ?5"
+		" RETURNING size, blob_id, id";
 	static const char sql_ref[] = "UPDATE blobs SET refcount = refcount + 1 WHERE id = ?";
 	sqlite3_stmt *st = sq_get(&s->w, sql);
-	int64_t blob_id = 0;
+	int64_t blob_id = 0, new_id = 0;
 	int ret;
 
 	if (st == NULL)
@@ -544,11 +563,14 @@ static int mb_copy_one(struct store *s, int64_t from, const struct mb_box *to, u
 	if ((ret = sq_row(st)) == 1) {
 		*size_r = (uint64_t)sqlite3_column_int64(st, 0);
 		blob_id = sqlite3_column_int64(st, 1);
+		new_id = sqlite3_column_int64(st, 2);
 	}
 	sqlite3_reset(st);
 	if (ret <= 0)
 		return ret;
-	return mb_run_id(s, sql_ref, blob_id) < 0 ? -1 : 1;
+	if (mb_run_id(s, sql_ref, blob_id) < 0 || mb_copy_text(s, from, uid, new_id) < 0)
+		return -1;
+	return 1;
 }
 
 /* The target user's quota against what the copy adds; a move within one

@@ -9,10 +9,14 @@
  *   sqlite_mail.c            mailbox, delivery and trace writes
  *   sqlite_mailbox.c         mailbox changes: rename, delete, subscribe, flags,
  *                            expunge, copy/move
- *   sqlite_mail_read.c       mailbox, message, blob and trace reads
+ *   sqlite_mail_read.c       mailbox, message, blob and trace reads; stored
+ *                            message structure, partial blob reads
+ *   sqlite_search.c          full-text search on the message_text index
  *   sqlite_queue.c           queue writes: attempt outcomes, bulk changes
  *   sqlite_queue_read.c      queue reads and the filter's SQL, shared by both
  *   sqlite_notify.c          the notifier: watchers, told after each commit
+ *   sqlite_trace.c           accountability: Message-ID per blob, trace by
+ *                            message, retention, the audit log
  *
  * Statements are cached per connection, keyed by the address of their SQL
  * text: SQL lives as static strings next to the code that runs it. */
@@ -133,6 +137,7 @@ struct sq_delivery {
 	struct store_queue_rcpt *remote;
 	size_t n_remote;
 	struct store_envelope envelope;
+	struct store_structure structure; /* all NULL when the caller gave none */
 	bool have_bytes;                   /* bytes appended and flushed in this batch at: */
 	uint32_t segment;
 	uint64_t offset;
@@ -224,8 +229,17 @@ int sqlite_mailbox_insert(struct store *s, int64_t user_id, const char *name,
 struct store_trace_event *sqlite_events_copy(const struct store_trace_event *events, size_t n);
 /* Inserts trace events stamped with the batch time when theirs is 0. */
 int sqlite_trace_insert(struct store *s, const struct store_trace_event *events, size_t n);
+/* Registers keel_text_has(text, needle, header, field) on db: whether an
+ * entry of text (store.h's struct store_structure form; header: entries are
+ * "name:value" fields, field NULL or a name to match) contains needle, ASCII
+ * case ignored.  It makes the index's candidates exact.  0 or -1. */
+int sqlite_text_functions(sqlite3 *db);
 /* Logs a failed read on reader r. */
 void sqlite_read_failed(struct store_reader *r, const char *what);
+/* Records the Message-ID a delivery request's blob came with (from its
+ * envelope, else from its trace events), unless the blob has one
+ * (sqlite_trace.c). */
+int sqlite_blob_set_message_id(struct store *s, int64_t blob_id, const struct store_req *req);
 
 /* ---- the queue (sqlite_queue_read.c) -------------------------------------- */
 

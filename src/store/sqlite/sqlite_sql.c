@@ -53,7 +53,9 @@ int sq_conn_open(struct sq_conn *c, const char *path, bool create, const char **
 	}
 	sqlite3_busy_timeout(c->db, SQ_BUSY_TIMEOUT_MS);
 	sqlite3_extended_result_codes(c->db, 1);
-	if ((ret = sq_pragmas(c, create)) != 0) {
+	if ((ret = sq_pragmas(c, create)) == 0 && sqlite_text_functions(c->db) < 0)
+		ret = -1;
+	if (ret != 0) {
 		if (ret < 0)
 			snprintf(sq_open_error, sizeof(sq_open_error), "setting up %s: %s", path,
 				 sqlite3_errmsg(c->db));

@@ -174,6 +174,36 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE domains ADD COLUMN source_ip4 TEXT;"
 	"ALTER TABLE domains ADD COLUMN source_ip6 TEXT;"
 	"ALTER TABLE domains ADD COLUMN ehlo_name TEXT;",
+	/* 5: structure computed at delivery (FETCH BODY and BODY[section]
+	 * without parsing) and the full-text index for SEARCH.  One index row
+	 * per message (rowid = messages.id): trigram, so that any substring of
+	 * three characters or more is found exactly, case folded.  The trigger
+	 * drops a message's row on every way a message goes (expunge, mailbox
+	 * or user deletion), whoever deletes it. */
+	[5] = "ALTER TABLE messages ADD COLUMN body TEXT;"
+	"ALTER TABLE messages ADD COLUMN structure BLOB;"
+	"CREATE VIRTUAL TABLE message_text USING fts5(header, nested, body,"
+	" tokenize = 'trigram');"
+	"CREATE TRIGGER messages_text_gone AFTER DELETE ON messages BEGIN"
+	" DELETE FROM message_text WHERE rowid = old.id;"
+	" END;",
+	/* 6: accountability (docs/trace.md).  A blob's Message-ID, set at
+	 * delivery from the envelope, lets IMAP and POP3 access events name the
+	 * message they touched; it lives on the blob (the content it describes)
+	 * so that COPY and MOVE, which copy message rows, keep it for free.  The
+	 * audit log is hash-chained: see src/trace/trace_audit.h.  AUTOINCREMENT
+	 * keeps ids dense and never reused, so a removed record leaves a gap. */
+	[6] = "ALTER TABLE blobs ADD COLUMN message_id TEXT;"
+	"CREATE TABLE audit ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" time INTEGER NOT NULL,"
+	" actor TEXT NOT NULL,"
+	" command TEXT NOT NULL,"
+	" args TEXT NOT NULL,"
+	" before TEXT NOT NULL,"
+	" after TEXT NOT NULL,"
+	" hash TEXT NOT NULL);"
+	"CREATE INDEX audit_time ON audit(time);",
 };
 
 static int store_schema_version(struct store *s, int64_t *version_r)
