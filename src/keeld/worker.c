@@ -525,6 +525,9 @@ static void worker_wait_for_stop(sigset_t *set)
 	}
 }
 
+/* How long stopping waits for the replies to writes in flight to go out. */
+#define WORKER_STOP_FLUSH_MS 200
+
 static void worker_loop_noop(void *arg)
 {
 	struct worker_sync *s = arg;
@@ -579,6 +582,11 @@ static void worker_shutdown(struct worker *w)
 		pipeline_set_queue_hook(w->pipeline, NULL, NULL);
 		worker_run_on(w, w->runner_loop, worker_stop_runner, NULL);
 	}
+	/* Writes in flight are answered before the sessions close: a client
+	 * whose message is being committed gets its 250 instead of resending
+	 * it.  The pause lets the loops put those replies on the wire. */
+	worker_quiesce(w);
+	usleep(WORKER_STOP_FLUSH_MS * 1000);
 	session_close_all(&w->env, w->loops);
 	workpool_stop(&w->workpool);
 	worker_quiesce(w);
