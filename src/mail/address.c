@@ -4,45 +4,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/utf8.h"
+
 /* Parsers below work on a cursor and stop at the first octet that cannot
  * continue what they read, so the caller decides whether that octet ends
  * the element ('@', '>', ',', ':') or is an error; that keeps one grammar for
  * bare mailboxes and for paths. */
 
 #define LABEL_MAX 63
-
-/* Length of the well-formed UTF-8 multi-octet sequence at p (RFC 3629
- * table), or 0: overlong forms, surrogates and code points past U+10FFFF
- * are refused so that later consumers never see them. */
-static size_t utf8_seq_len(const unsigned char *p)
-{
-	unsigned char c = p[0];
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
 
 static bool is_alpha(unsigned char c)
 {
@@ -69,7 +38,7 @@ static const unsigned char *skip_atom(const unsigned char *p, bool utf8)
 
 		if (is_atext(*p))
 			p++;
-		else if (utf8 && *p >= 0x80 && (n = utf8_seq_len(p)) > 0)
+		else if (utf8 && *p >= 0x80 && (n = utf8_seq_len(p, 4)) > 0)
 			p += n;
 		else
 			return p;
@@ -132,7 +101,7 @@ static size_t qcontent_len(const unsigned char *p, bool utf8, const char **error
 		return 2;
 	if (*p >= 32 && *p <= 126 && *p != '\\')
 		return 1;
-	if (utf8 && *p >= 0x80 && (n = utf8_seq_len(p)) > 0)
+	if (utf8 && *p >= 0x80 && (n = utf8_seq_len(p, 4)) > 0)
 		return n;
 	if (*p == '\0')
 		*error_r = "unterminated quoted local part";
@@ -217,7 +186,7 @@ static const unsigned char *scan_label(const unsigned char *p, bool utf8, const 
 	for (;;) {
 		if (is_ldh(*p)) {
 			p++;
-		} else if (utf8 && *p >= 0x80 && (n = utf8_seq_len(p)) > 0) {
+		} else if (utf8 && *p >= 0x80 && (n = utf8_seq_len(p, 4)) > 0) {
 			p += n;
 			ascii = false;
 		} else {

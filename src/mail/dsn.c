@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/utf8.h"
 #include "lib/xalloc.h"
 #include "mail/address.h"
 #include "mail/header.h"
@@ -127,38 +128,6 @@ static void buf_printf(struct dsn_buf *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Length of the well-formed UTF-8 sequence at p (NUL-terminated: a NUL
- * fails the continuation test, so nothing past it is read), or 0.  The RFC
- * 3629 table, as in address.c: overlong forms and surrogates are refused. */
-static size_t utf8_seq_len(const unsigned char *p)
-{
-	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 enum text_mode {
 	TEXT_ASCII, /* the delivery-status part: 7-bit only */
 	TEXT_UTF8,  /* the explanation and the DSN's own header */
@@ -183,7 +152,7 @@ static char *text_clean(const char *s, enum text_mode mode)
 		if (*p < 0x20 || *p == 0x7f) {
 			emit = " ";
 		} else if (*p >= 0x80) {
-			step = mode == TEXT_UTF8 ? utf8_seq_len(p) : 0;
+			step = mode == TEXT_UTF8 ? utf8_seq_len(p, 4) : 0;
 			emit_len = step;
 			if (step == 0) {
 				emit = "?";
@@ -340,7 +309,7 @@ static char *address_value(const char *type, const char *addr)
 		return xasprintf("%s; %s", type, addr);
 	buf_puts(&b, "utf-8; ");
 	while (*p != '\0' && b.len < VALUE_MAX) {
-		size_t n = *p >= 0x80 ? utf8_seq_len(p) : 1;
+		size_t n = *p >= 0x80 ? utf8_seq_len(p, 4) : 1;
 		uint32_t cp = n == 0 ? 0xfffd : utf8_decode(p, n);
 
 		if (*p > 0x20 && *p < 0x7f && *p != '+' && *p != '=' && *p != '\\')
