@@ -257,17 +257,13 @@ struct store_trace_event *imap_trace(struct imap_session *s, const char *event,
 	return e;
 }
 
-static void imap_trace_done(const struct store_reply *reply, void *ctx)
-{
-	if (reply->status < 0)
-		log_error("imap", "event=trace_failed error=\"%s\"", reply->error);
-}
-
 void imap_trace_flush(struct imap_session *s)
 {
 	if (s->n_events == 0)
 		return;
-	store_trace_append(s->env->store, s->events, s->n_events, s->loop, imap_trace_done, NULL);
+	/* Access events need not be durable before any reply (docs/store.md):
+	 * they ride with the next batch of writes, at no flush of their own. */
+	store_trace_defer(s->env->store, s->events, s->n_events);
 	s->n_events = 0;
 }
 
