@@ -50,7 +50,7 @@ struct store_reader;
 #define STORE_VALUE_MAX 4095
 
 /* Schema version this binary writes; a data dir with a newer one is refused. */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 8
 
 enum store_err {
 	STORE_OK = 0,

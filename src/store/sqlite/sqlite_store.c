@@ -204,6 +204,40 @@ static const char *const store_migrations[] = {
 	" after TEXT NOT NULL,"
 	" hash TEXT NOT NULL);"
 	"CREATE INDEX audit_time ON audit(time);",
+	/* 7: lawful interception (docs/trace.md).  One row per order: copies of
+	 * the account's mail and its access events go to to_address or into
+	 * dir, never both.  events_sent is the highest trace id already handed
+	 * over, so a restart neither repeats nor skips events.  Keyed by user
+	 * id so that an online rename keeps the order. */
+	[7] = "CREATE TABLE intercepts ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" user_id INTEGER NOT NULL REFERENCES users(id),"
+	" to_address TEXT,"
+	" dir TEXT,"
+	" case_id TEXT NOT NULL DEFAULT '',"
+	" created INTEGER NOT NULL,"
+	" events_sent INTEGER NOT NULL DEFAULT 0,"
+	" CHECK ((to_address IS NULL) <> (dir IS NULL)));"
+	"CREATE INDEX intercepts_user ON intercepts(user_id);",
+	/* 8: access control and anti-abuse (docs/access.md).  IP address groups
+	 * with their entries (host, range, CIDR or group:NAME; exclude removes
+	 * addresses); services' rules live in settings.  An account whose right
+	 * to send was suspended by the outbreak brake (or an admin) keeps the
+	 * reason and time until `keelctl user unsuspend`. */
+	[8] = "CREATE TABLE ipgroups ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	" created INTEGER NOT NULL);"
+	"CREATE TABLE ipgroup_entries ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" group_id INTEGER NOT NULL REFERENCES ipgroups(id),"
+	" entry TEXT NOT NULL,"
+	" exclude INTEGER NOT NULL DEFAULT 0,"
+	" comment TEXT NOT NULL DEFAULT '',"
+	" UNIQUE (group_id, entry, exclude));"
+	"ALTER TABLE users ADD COLUMN send_suspended INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE users ADD COLUMN suspended_reason TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE users ADD COLUMN suspended_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int store_schema_version(struct store *s, int64_t *version_r)
