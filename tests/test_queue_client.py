@@ -25,9 +25,15 @@ class Receiver:
     """One thread per connection; records (command, replies_sent_before)
     per connection and every message's envelope and data."""
 
-    def __init__(self, extensions, mail_delay=0.3):
+    def __init__(self, extensions, mail_delay=0.3, data_delay=0.0, ehlo=True,
+                 rcpt_reply="250 2.1.5 Ok"):
         self.extensions = extensions
         self.mail_delay = mail_delay
+        self.data_delay = data_delay
+        self.ehlo = ehlo
+        self.rcpt_reply = rcpt_reply
+        self.active = 0
+        self.peak = 0
         self.lock = threading.Lock()
         self.connections = []   # per connection: list of (line, replies sent so far)
         self.messages = []      # dicts: mail, rcpts, data, conn
@@ -57,6 +63,8 @@ class Receiver:
             log = []
             self.connections.append(log)
             index = len(self.connections) - 1
+            self.active += 1
+            self.peak = max(self.peak, self.active)
         conn.settimeout(10)
         f = conn.makefile("rb")
         lines = queue.Queue()
@@ -77,9 +85,10 @@ class Receiver:
         threading.Thread(target=read, daemon=True).start()
 
         def reply(text):
-            conn.sendall(text.encode() + b"\r\n")
+            # Counted before it is sent: the client may answer it at once.
             with self.lock:
                 state["replies"] += 1
+            conn.sendall(text.encode() + b"\r\n")
 
         reply("220 receiver.test ESMTP")
         mail, rcpts = None, []
@@ -90,7 +99,11 @@ class Receiver:
                     return
                 cmd = line.rstrip(b"\r\n").decode()
                 verb = cmd.split(" ", 1)[0].upper()
-                if verb == "EHLO":
+                if verb == "EHLO" and not self.ehlo:
+                    reply("502 5.5.1 EHLO not here")
+                elif verb == "HELO":
+                    reply("250 receiver.test")
+                elif verb == "EHLO":
                     ext = ["receiver.test"] + self.extensions
                     reply("\r\n".join(f"250{'-' if i < len(ext) - 1 else ' '}{e}"
                                        for i, e in enumerate(ext)))
@@ -99,8 +112,9 @@ class Receiver:
                     mail, rcpts = cmd, []
                     reply("250 2.1.0 Ok")
                 elif verb == "RCPT":
-                    rcpts.append(cmd)
-                    reply("250 2.1.5 Ok")
+                    if self.rcpt_reply.startswith("2"):
+                        rcpts.append(cmd)
+                    reply(self.rcpt_reply)
                 elif verb == "DATA":
                     reply("354 go ahead")
                     data = b""
@@ -109,6 +123,7 @@ class Receiver:
                         if chunk in (b".\r\n", b""):
                             break
                         data += chunk[1:] if chunk.startswith(b".") else chunk
+                    time.sleep(self.data_delay)
                     with self.lock:
                         self.messages.append({"mail": mail, "rcpts": rcpts, "data": data,
                                               "conn": index})
@@ -123,6 +138,8 @@ class Receiver:
         except (OSError, queue.Empty):
             return
         finally:
+            with self.lock:
+                self.active -= 1
             conn.close()
 
     def commands(self, index):
@@ -154,15 +171,17 @@ def route_to(keel, domain, r):
     ctl_ok(keel, "config", "set", "delivery.routes", f"{domain}=relay:{HOST}:{r.port}")
 
 
-def submit(keel, rcpts, subject, mail_options=(), rcpt_options=()):
-    msg = (f"From: <alice@{D}>\r\nTo: <{rcpts[0]}>\r\nSubject: {subject}\r\n"
-           f"Message-ID: <{subject.replace(' ', '-')}.{time.time_ns()}@client.test>\r\n"
-           f"\r\nHello.\r\n")
+def submit(keel, rcpts, subject, mail_options=(), rcpt_options=(), count=1):
+    """count messages, each to all of rcpts, over one session."""
     s = smtplib.SMTP_SSL("127.0.0.1", keel.ports["submissions"], context=tls_context(),
-                         timeout=10)
+                         timeout=30)
     s.login(f"alice@{D}", PW)
-    assert s.sendmail(f"alice@{D}", rcpts, msg.encode(), list(mail_options),
-                      list(rcpt_options)) == {}
+    for _ in range(count):
+        msg = (f"From: <alice@{D}>\r\nTo: <{rcpts[0]}>\r\nSubject: {subject}\r\n"
+               f"Message-ID: <{subject.replace(' ', '-')}.{time.time_ns()}@client.test>\r\n"
+               f"\r\nHello.\r\n")
+        assert s.sendmail(f"alice@{D}", rcpts, msg.encode(), list(mail_options),
+                          list(rcpt_options)) == {}
     s.quit()
 
 
@@ -226,3 +245,59 @@ def test_no_pipelining_no_dsn_receiver_is_spoken_to_plainly(keel, receivers):
     for i in range(1, len(log)):
         if log[i][0].upper().startswith(("RCPT", "DATA")):
             assert log[i][1] > log[i - 1][1], f"{log[i][0]} did not wait: {log}"
+
+
+def test_helo_when_ehlo_is_refused(keel, receivers):
+    setup_domain(keel, users=("alice",))
+    r = receivers([], mail_delay=0, ehlo=False)
+    route_to(keel, "old.test", r)
+    submit(keel, ["one@old.test"], "helo", mail_options=["RET=HDRS"])
+    ctl_ok(keel, "config", "set", "delivery.max_connections", "10")
+    wait_for(lambda: delivered(keel, 1), timeout=20, what="delivered over HELO")
+    cmds = [c for c, _ in r.commands(0)]
+    assert cmds[0].startswith("EHLO ") and cmds[1].startswith("HELO "), cmds
+    # A plain SMTP server gets no ESMTP parameters at all.
+    assert r.messages[0]["mail"] == f"MAIL FROM:<alice@{D}>", r.messages
+
+
+def test_concurrency_per_destination_and_overall(keel, receivers):
+    """A backlog spreads over as many sessions as the limits allow, and no
+    more: delivery.max_connections_per_domain per destination,
+    delivery.max_connections in all."""
+    setup_domain(keel, users=("alice",))
+    r = receivers(["PIPELINING"], mail_delay=0, data_delay=0.02)
+    ctl_ok(keel, "config", "set", "delivery.routes",
+           ",".join(f"{d}=relay:{HOST}:{r.port}" for d in ("c1.test", "c2.test", "c3.test")))
+    ctl_ok(keel, "config", "set", "delivery.max_connections_per_domain", "2")
+    submit(keel, ["x@c1.test"], "c1", count=150)
+    ctl_ok(keel, "config", "set", "delivery.max_connections", "10")
+    wait_for(lambda: delivered(keel, 150), timeout=60, what="150 delivered")
+    assert r.peak == 2, f"peak {r.peak} sessions to one domain with a limit of 2"
+
+    ctl_ok(keel, "config", "set", "delivery.max_connections", "0")
+    for d in ("c1.test", "c2.test", "c3.test"):
+        submit(keel, [f"y@{d}"], d, count=100)
+    r.peak = 0
+    ctl_ok(keel, "config", "set", "delivery.max_connections", "3")
+    wait_for(lambda: delivered(keel, 450), timeout=90, what="450 delivered")
+    assert r.peak == 3, f"peak {r.peak} sessions with delivery.max_connections 3"
+
+
+def test_no_bounce_for_the_null_sender(keel, receivers):
+    """A message from <> (a bounce itself) that fails gets no DSN (RFC 5321
+    section 4.5.5): nothing is queued back, nothing lands anywhere."""
+    setup_domain(keel, users=("alice",))
+    r = receivers([], mail_delay=0, rcpt_reply="550 5.1.1 no such user here")
+    route_to(keel, "gone.test", r)
+    ctl_ok(keel, "alias", "add", f"fwd@{D}", "someone@gone.test")
+    s = smtplib.SMTP("127.0.0.1", keel.ports["smtp"], timeout=10)
+    s.sendmail("", [f"fwd@{D}"], b"From: MAILER-DAEMON@else.test\r\nSubject: bounce\r\n"
+               b"\r\nA bounce.\r\n")
+    s.quit()
+    ctl_ok(keel, "config", "set", "delivery.max_connections", "10")
+    wait_for(lambda: any(row["state"] == 4 for row in queue_rows(keel)), timeout=20,
+             what="the forwarded bounce failed")
+    time.sleep(1.5)
+    rows = queue_rows(keel)
+    assert len(rows) == 1 and rows[0]["rcpt"] == "someone@gone.test", rows
+    assert "550 5.1.1" in rows[0]["last_reply"], rows

@@ -721,6 +721,19 @@ static struct runner_job *runner_find_job(struct runner_job *list, const char *d
 	return NULL;
 }
 
+/* Whether entry e should open a new session rather than join j: a session
+ * carries at most RUNNER_MSGS_PER_SESSION messages' worth of recipients,
+ * so that a backlog to one destination spreads over as many sessions as
+ * delivery.max_connections_per_domain allows, at once, instead of growing
+ * one session per scan.  A message's recipients (consecutive entries of
+ * one blob) stay together while they fit. */
+static bool runner_job_full(const struct runner_job *j, const struct store_queue_entry *e)
+{
+	if (j->n >= RUNNER_MSGS_PER_SESSION * 4)
+		return true;
+	return j->n >= RUNNER_MSGS_PER_SESSION && j->entries[j->n - 1].blob_id != e->blob_id;
+}
+
 /* Groups due entries into new jobs (not yet linked into r->jobs). */
 static struct runner_job *runner_group(struct queue_runner *r, struct store_queue_entry *list,
 				       size_t n)
@@ -736,7 +749,7 @@ static struct runner_job *runner_group(struct queue_runner *r, struct store_queu
 		if (e->state == STORE_QUEUE_HELD || runner_inflight(r, e->id))
 			continue;
 		j = runner_find_job(fresh, dom, sdom);
-		if (j == NULL) {
+		if (j == NULL || runner_job_full(j, e)) {
 			j = xcalloc(1, sizeof(*j));
 			j->r = r;
 			snprintf(j->domain, sizeof(j->domain), "%s", dom);
@@ -747,9 +760,7 @@ static struct runner_job *runner_group(struct queue_runner *r, struct store_queu
 			j->next = fresh;
 			fresh = j;
 		}
-		/* At most this many recipients per session; the rest later. */
-		if (j->n < RUNNER_MSGS_PER_SESSION * 4)
-			j->entries[j->n++] = *e;
+		j->entries[j->n++] = *e;
 	}
 	return fresh;
 }
