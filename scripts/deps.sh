@@ -3,12 +3,12 @@
 # worker runs as when keeld starts as root.  Idempotent: installs only what
 # is missing.  Uses sudo when not root.
 #   scripts/deps.sh build   what `make` and `make run` need
-#   scripts/deps.sh test    that plus what `make test` needs
+#   scripts/deps.sh test    that plus what `make test` needs (clang: the fuzz smoke run)
 #   scripts/deps.sh fuzz    that plus clang for `make fuzz`
 set -eu
 
 BUILD_PKGS="build-essential pkg-config libevent-dev libssl-dev libsqlite3-dev libjansson-dev libargon2-dev libunbound-dev libidn2-dev openssl"
-TEST_PKGS="python3 python3-pytest curl swaks sqlite3 procps util-linux fetchmail dnsmasq python3-aiosmtpd"
+TEST_PKGS="python3 python3-pytest curl swaks libnet-ssleay-perl libio-socket-ssl-perl sqlite3 procps util-linux fetchmail dnsmasq python3-aiosmtpd clang"
 FUZZ_PKGS="clang"
 
 case "${1:-build}" in
