@@ -3,6 +3,7 @@
 #   make            build keeld and keelctl (build/release)
 #   make run        install build deps, build, start keeld in the foreground on ./var
 #   make test       install test deps, build with ASan+UBSan, run unit and end-to-end tests
+#   make soak       the long crash soak (SIGKILL under load) against a release build
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX  ?= /usr/local
@@ -36,7 +37,7 @@ B ?= build/$(MODE)
 Q := $(if $(V),,@)
 
 # Every module's .c except programs' mains and unit tests goes into one static library.
-MODULES ?= lib mail proto store directory auth settings trace pipeline smtp pop3 queue imap admin keeld
+MODULES ?= lib mail proto store directory auth access settings trace pipeline smtp pop3 queue imap admin keeld
 LIB_SRC := $(filter-out %/main.c $(wildcard src/*/test_*.c),$(wildcard $(addprefix src/,$(addsuffix /*.c,$(MODULES)))))
 LIB_SRC += $(if $(filter store,$(MODULES)),$(filter-out %/test_%.c,$(wildcard src/store/sqlite/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
@@ -49,7 +50,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(B)/fuzz/%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test unit e2e deps deps-test install clean format fuzz fuzz-bins
+.PHONY: all run test unit e2e deps deps-test install clean format fuzz fuzz-bins soak
 all: $(B)/keeld $(B)/keelctl
 
 $(B)/%.o: %.c
@@ -83,10 +84,12 @@ fuzz-bins: $(FUZZ_BIN)
 
 # Every fuzz target for FUZZ_SECONDS each, starting from its corpus in
 # fuzz/corpus/NAME (copied: new inputs stay out of the tree).
+# B=DIR on the command line builds and runs them there instead.
+FUZZ_B := $(if $(filter command line,$(origin B)),$(B),build/fuzz)
 fuzz:
 	@scripts/deps.sh fuzz
-	@$(MAKE) --no-print-directory MODE=fuzz fuzz-bins
-	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
+	@$(MAKE) --no-print-directory MODE=fuzz B=$(FUZZ_B) fuzz-bins
+	@scripts/fuzz.sh $(FUZZ_B) $(FUZZ_SECONDS)
 
 deps:
 	@scripts/deps.sh build
@@ -102,9 +105,28 @@ run: deps
 test: deps-test
 	@$(MAKE) --no-print-directory MODE=release all
 	@$(MAKE) --no-print-directory MODE=asan all unit-bins
+	@$(MAKE) --no-print-directory MODE=fuzz B=build/fuzz fuzz-bins
 	@scripts/test.sh build/asan
+# scripts/test.sh also runs each fuzz target for FUZZ_SMOKE_SECONDS from its corpus.
+FUZZ_SMOKE_SECONDS ?= 10
+test: export KEEL_FUZZ_BUILD = build/fuzz
+test: export KEEL_FUZZ_SECONDS = $(FUZZ_SMOKE_SECONDS)
 
 unit-bins: $(TEST_BIN)
+
+# The long crash soak (tests/test_crash.py, docs/reliability.md): SOAK_ROUNDS
+# SIGKILLs of the worker, then as many of the whole keeld, against a release
+# build, with SOAK_MESSAGES messages acknowledged over the kills; prints its figures.
+# B=DIR on the command line builds and runs it there instead of build/release.
+SOAK_ROUNDS ?= 200
+SOAK_MESSAGES ?= 10000
+SOAK_SENDERS ?= 8
+SOAK_B := $(if $(filter command line,$(origin B)),$(B),build/release)
+soak: deps-test
+	@$(MAKE) --no-print-directory MODE=release B=$(SOAK_B) all
+	KEEL_BUILD=$(abspath $(SOAK_B)) KEEL_REQUIRE_PEERS=1 KEEL_SOAK_ROUNDS=$(SOAK_ROUNDS) \
+	  KEEL_SOAK_MESSAGES=$(SOAK_MESSAGES) KEEL_SOAK_SENDERS=$(SOAK_SENDERS) \
+	  /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/test_crash.py -k sigkill
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \

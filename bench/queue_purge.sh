@@ -44,6 +44,7 @@ targets=()
 for i in $(seq 0 $((FANOUT - 1))); do targets+=("r$i@far$((i % 10)).test"); done
 ctl alias add fwd@bench.test "${targets[@]}" >/dev/null
 ctl config set smtp.max_connections_per_ip 1000 >/dev/null
+ctl config set limits.messages_per_hour 0 >/dev/null # one client IP sends it all
 ctl config set delivery.max_connections 0 >/dev/null
 
 queued() { ctl queue stats --json | sed -n 's/.*"queued": *\([0-9]*\).*/\1/p'; }

@@ -100,6 +100,7 @@ keel_start
 ctl domain add bench.test >/dev/null
 ctl alias add fwd@bench.test someone@sink.test >/dev/null
 ctl config set smtp.max_connections_per_ip 1000 >/dev/null
+ctl config set limits.messages_per_hour 0 >/dev/null # smtp-source has no AUTH
 ctl config set delivery.relayhost "[127.0.0.2]:$SINK_PORT" >/dev/null
 ctl config set delivery.max_connections "$CONC" >/dev/null
 ctl config set delivery.max_connections_per_domain "$CONC" >/dev/null

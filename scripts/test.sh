@@ -65,5 +65,19 @@ fi
 echo "e2e: $e2e_passed passed, $e2e_failed failed, $e2e_skipped skipped"
 passed=$((passed + e2e_passed))
 failed=$((failed + e2e_failed))
+
+# The fuzz smoke run (make test sets these): each target for a few seconds
+# from its corpus, one pass or failure per target.
+if [ -n "${KEEL_FUZZ_BUILD:-}" ]; then
+	fuzz_out=$(scripts/fuzz.sh "$KEEL_FUZZ_BUILD" "${KEEL_FUZZ_SECONDS:-10}")
+	echo "$fuzz_out"
+	line=$(echo "$fuzz_out" | grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+	if [ -n "$line" ]; then
+		passed=$((passed + $(echo "$line" | cut -d' ' -f2)))
+		failed=$((failed + $(echo "$line" | cut -d' ' -f4)))
+	else
+		failed=$((failed + 1))
+	fi
+fi
 echo "total: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

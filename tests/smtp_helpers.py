@@ -33,6 +33,15 @@ def tls_context():
 
 # ---- keelctl ----------------------------------------------------------------
 
+def free_udp_port():
+    """A UDP port on 127.0.0.1 free a moment ago (for dnsmasq)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def ctl_ok(keel, *args, input=None):
     r = keel.ctl(*args, input=input)
     assert r.returncode == 0, f"keelctl {' '.join(args)} -> {r.returncode}: {r.stderr}"

@@ -21,21 +21,14 @@ import time
 import pytest
 
 from conftest import Keel, wait_for
-from smtp_helpers import D, PW, add_user, ctl_ok, queue_rows, set_conf, sql, stored, tls_context
+from smtp_helpers import (D, PW, add_user, ctl_ok, free_udp_port, queue_rows, set_conf, sql,
+                          stored, tls_context)
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 from aiosmtpd.smtp import AuthResult  # noqa: E402
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 RELAY_USER, RELAY_PASS = "keel-relay", "relay secret 42"
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def port_free_on(port, *hosts):

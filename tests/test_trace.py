@@ -166,11 +166,31 @@ def test_trace_usage_and_times(keel):
                         events(trace(keel, "--message-id", MSGID))[0]["queue_id"]))
 
 
+def pop3_read_and_delete(keel, source="127.0.0.3"):
+    p = POP3From(source, keel.ports["pop3s"])
+    p.user(USER)
+    p.pass_(PASSWORD)
+    count = len(p.list()[1])
+    for i in range(1, count + 1):
+        p.retr(i)
+        p.dele(i)
+    p.quit()
+    return count
+
+
 def test_trace_level_delivery_leaves_out_access_events(keel):
+    """delivery: SMTP, logins and connects stay; IMAP and POP3 access
+    events (select, fetched, flags, moved, deleted...) go; live both ways."""
     setup_user(keel)
     keel.ctl("config", "set", "trace.level", "delivery", check=True)
     send(keel)
     imap_move_and_read(keel)
+    im = IMAPFrom("127.0.0.2", keel.ports["imaps"])
+    im.login(USER, PASSWORD)
+    im.select("Orders")
+    assert im.uid("MOVE", "1", "INBOX")[0] == "OK"
+    im.logout()
+    assert pop3_read_and_delete(keel) == 1
     keel.ctl("config", "set", "trace.level", "full", check=True)
     send(keel, msgid="<second@customer.example>")
     im = IMAPFrom("127.0.0.2", keel.ports["imaps"])
@@ -178,12 +198,61 @@ def test_trace_level_delivery_leaves_out_access_events(keel):
     im.select("INBOX")
     im.uid("FETCH", "1:*", "(BODY[])")
     im.logout()
+    assert pop3_read_and_delete(keel, "127.0.0.4") == 1
     wait_events(keel, ["--message-id", "<second@customer.example>"],
-                lambda evs: any(e["event"] == "fetched" for e in evs),
+                lambda evs: {("imap", "fetched"), ("pop3", "fetched"), ("pop3", "deleted")}
+                <= {(e["protocol"], e["event"]) for e in evs},
                 "access events at trace.level full")
     evs = events(trace(keel, "--message-id", MSGID))
     assert any(e["event"] == "delivered" for e in evs)
-    assert not [e for e in evs if e["event"] in ("moved", "fetched")], evs
+    assert not [e for e in evs if e["protocol"] in ("imap", "pop3")], evs
+    # The sessions themselves are still there: logins over both protocols.
+    for ip, proto in (("127.0.0.2", "imap"), ("127.0.0.3", "pop3")):
+        evs = events(trace(keel, "--ip", ip, "--since", "1h"))
+        kinds = {e["event"] for e in evs if e["protocol"] == proto}
+        assert "login" in kinds, (proto, kinds)
+        if ip == "127.0.0.3":
+            assert not kinds & {"fetched", "deleted"}, kinds
+
+
+def test_trace_level_off_records_nothing(keel):
+    """off: no event from SMTP, the pipeline, IMAP or POP3; full again:
+    the next message is traced from its first event."""
+    setup_user(keel)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 2))
+    closed = keel.read_log().count(" event=disconnect ")
+    keel.ctl("config", "set", "trace.level", "off", check=True)
+    send(keel)
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        send(keel, msgid="<lost@remote.test>", rcpts=("nobody@trace.test",),
+             sender="angry@remote.test")
+    imap_move_and_read(keel)
+    im = IMAPFrom("127.0.0.2", keel.ports["imaps"])
+    im.login(USER, PASSWORD)
+    im.select("Orders")
+    im.uid("STORE", "1", "+FLAGS", "(\\Flagged)")
+    assert im.uid("MOVE", "1", "INBOX")[0] == "OK"
+    im.logout()
+    assert pop3_read_and_delete(keel) == 1
+    # Two SMTP, two IMAP and one POP3 session ended (their last event is made
+    # as they close, at "off" too) before the level goes back to full.
+    wait_for(lambda: keel.read_log().count(" event=disconnect ") >= closed + 5, timeout=10,
+             what="the sessions at trace.level off to close")
+    keel.ctl("config", "set", "trace.level", "full", check=True)
+    send(keel, msgid="<after@customer.example>", sender="later@remote.test")
+    r = wait_events(keel, ["--message-id", "<after@customer.example>"],
+                    lambda evs: any(e["event"] == "delivered" for e in evs),
+                    "the message sent at trace.level full")
+    assert {"connect", "mail", "rcpt", "accepted"} <= {e["event"] for e in events(r)}
+    # Everything since the test began is that last message's session.
+    after = events(r)
+    sessions = {e["session"] for e in after}
+    everything = events(trace(keel, "--since", since))
+    stray = [e for e in everything if e["session"] not in sessions]
+    assert not stray, stray
+    assert not events(trace(keel, "--message-id", MSGID))
+    assert not events(trace(keel, "--sender", "angry@remote.test", "--since", since))
+    assert keel.ctl("config", "set", "trace.level", "some").returncode == 1
 
 
 # ---- audit -------------------------------------------------------------------
@@ -245,3 +314,50 @@ def test_audit_verify_catches_tampered_and_removed_records(keel):
     # New records chain on; the break stays visible.
     keel.ctl("config", "set", "smtp.max_errors", "8", check=True)
     assert keel.ctl("audit", "verify").returncode == 1
+
+
+# ---- retention ---------------------------------------------------------------
+
+
+def insert_events(keel, rows):
+    """Writes trace rows (time, queue id, sender) straight into keel.db
+    while keeld runs: WAL lets a second writer in between the committer's
+    transactions (each side waits for the other's lock)."""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(keel.data_dir, "keel.db"), timeout=20)
+    with db:
+        db.executemany(
+            "INSERT INTO trace(time, queue_id, message_id, event, protocol, client_ip,"
+            " session, sender, rcpt, detail) VALUES(?, ?, NULL, 'accepted', 'smtp',"
+            " '192.0.2.7', 'old', ?, 'x@trace.test', 'test row')", rows)
+    db.close()
+
+
+def test_retention_change_deletes_older_events_live(keel):
+    """trace.retention is live: made shorter, the job deletes the events
+    older than the new value within seconds (in chunks of 5000), with no
+    restart; younger ones and today's stay."""
+    setup_user(keel)
+    send(keel)
+    wait_events(keel, ["--message-id", MSGID],
+                lambda evs: any(e["event"] == "delivered" for e in evs), "today's events")
+    now = int(time.time())
+    old = [(now - 3 * 3600 - i, f"QOLD{i}", "old@remote.test") for i in range(12001)]
+    young = [(now - 1800 + i, f"QYOUNG{i}", "young@remote.test") for i in range(7)]
+    insert_events(keel, old + young)
+    # The default (90 days) keeps them all.
+    r = trace(keel, "--sender", "old@remote.test", "--since", "1d")
+    assert r["events"] == 12001, r["events"]
+    keel.ctl("config", "set", "trace.retention", "1h", check=True)
+
+    def old_gone():
+        return trace(keel, "--sender", "old@remote.test", "--since", "1d")["events"] == 0
+    wait_for(old_gone, timeout=30, what="the retention job to delete events older than 1h")
+    wait_for(lambda: "event=retention_pass deleted=12001 " in keel.read_log(), timeout=10,
+             what="the retention pass in the log")
+    young_left = events(trace(keel, "--sender", "young@remote.test", "--since", "1d"))
+    assert sorted(e["queue_id"] for e in young_left) == sorted(q for _, q, _ in young)
+    today = events(trace(keel, "--message-id", MSGID))
+    assert any(e["event"] == "delivered" for e in today)
+    assert keel.read_log().count("event=retention_pass") == 1, "one pass, nothing else due"
+    assert keel.ctl("config", "set", "trace.retention", "10m").returncode == 1, "below 1h"

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "admin/admin_request.h"
+#include "admin/admin_intercept.h"
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "settings/settings.h"
@@ -78,6 +79,8 @@ static json_t *admin_audit_snapshot(struct admin_request *req, bool after)
 
 	if (strcmp(req->cmd, "config.set") == 0 || strcmp(req->cmd, "config.unset") == 0)
 		return admin_audit_setting(req);
+	if (strncmp(req->cmd, "intercept.", 10) == 0)
+		return admin_intercept_snapshot(req, after);
 	if (strncmp(req->cmd, "user.", 5) != 0 || strcmp(req->cmd, "user.list") == 0 ||
 	    strcmp(req->cmd, "user.show") == 0)
 		return NULL;

@@ -5,6 +5,10 @@
 #include <string.h>
 
 #include "admin/admin_request.h"
+#include "admin/admin_abuse.h"
+#include "admin/admin_access.h"
+#include "admin/admin_auth.h"
+#include "admin/admin_intercept.h"
 #include "lib/xalloc.h"
 
 struct admin_command {
@@ -30,6 +34,7 @@ static const struct admin_command admin_commands[] = {
     {"user.disable", admin_user_disable},
     {"user.set", admin_user_set},
     {"user.del", admin_user_del},
+    {"user.unsuspend", admin_abuse_unsuspend},
     {"alias.add", admin_alias_add},
     {"alias.del", admin_alias_del},
     {"alias.list", admin_alias_list},
@@ -54,6 +59,22 @@ static const struct admin_command admin_commands[] = {
     {"trace.query", admin_trace_query},
     {"audit.list", admin_audit_list},
     {"audit.verify", admin_audit_verify},
+    {"ipgroup.add", admin_ipgroup_add},
+    {"ipgroup.del", admin_ipgroup_del},
+    {"ipgroup.list", admin_ipgroup_list},
+    {"ipgroup.entry.add", admin_ipgroup_entry_add},
+    {"ipgroup.entry.del", admin_ipgroup_entry_del},
+    {"ipgroup.test", admin_ipgroup_test},
+    {"service.set", admin_service_set},
+    {"service.list", admin_service_list},
+    {"intercept.add", admin_intercept_add},
+    {"intercept.list", admin_intercept_list},
+    {"intercept.del", admin_intercept_del},
+    {"trace.export", admin_trace_export},
+    {"check", admin_check},
+    {"auth.blocks", admin_auth_blocks},
+    {"auth.unblock", admin_auth_unblock},
+    {"test.fail_flush", admin_testhook_fail_flush},
 };
 
 static const struct admin_command *admin_command_find(const char *name)
@@ -62,6 +83,11 @@ static const struct admin_command *admin_command_find(const char *name)
 		if (strcmp(admin_commands[i].name, name) == 0)
 			return &admin_commands[i];
 	return NULL;
+}
+
+bool admin_command_known(const char *name)
+{
+	return admin_command_find(name) != NULL;
 }
 
 static struct admin_request *admin_request_new(const struct admin_host *host, const char *actor,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access/access_policy.h"
 #include "admin/admin_request.h"
 #include "lib/xalloc.h"
 #include "settings/settings.h"
@@ -92,6 +93,8 @@ static void admin_config_written(const struct store_reply *reply, void *ctx)
 		admin_request_fail_store(req, reply);
 	} else {
 		settings_update(w->def->key, w->value);
+		if (strcmp(w->def->key, "relay.open") == 0 && settings_get_bool("relay.open"))
+			access_warn_open_relay();
 		admin_request_log(req);
 		admin_request_ok(req, admin_setting_json(w->def));
 	}
@@ -122,6 +125,12 @@ void admin_config_set(struct admin_request *req)
 	if (settings_validate(def, value, canon, sizeof(canon), &error) < 0) {
 		admin_request_fail(req, "invalid", "invalid value '%s' for %s: %s", value, def->key,
 		                   error);
+		return;
+	}
+	if (access_setting_names_group(def->key) && canon[0] != '\0' &&
+	    !access_group_exists(canon)) {
+		admin_request_fail(req, "not_found", "%s names no IP group %s (keelctl ipgroup add)",
+		                   def->key, canon);
 		return;
 	}
 	w = xcalloc(1, sizeof(*w));

@@ -112,58 +112,89 @@ void admin_request_store_done(const struct store_reply *reply, void *ctx)
 	admin_request_ok(req, result);
 }
 
-int admin_arg_string(struct admin_request *req, const char *name, bool required,
-                     const char **value_r)
+/* ---- parsing and checking without a store -------------------------------- */
+
+int admin_request_parse(const char *line, size_t len, json_t **request_r, const char **cmd_r,
+                        json_t **args_r, char *err, size_t size)
 {
-	json_t *v = json_object_get(req->args, name);
+	json_error_t jerr;
+	json_t *request = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *cmd, *args;
+
+	if (request == NULL) {
+		snprintf(err, size, "invalid JSON: %s", jerr.text);
+		return -1;
+	}
+	cmd = json_object_get(request, "cmd");
+	args = json_object_get(request, "args");
+	if (!json_is_object(request) || !json_is_string(cmd)) {
+		snprintf(err, size, "a request is an object with a string \"cmd\"");
+	} else if (!admin_command_known(json_string_value(cmd))) {
+		snprintf(err, size, "unknown command %s", json_string_value(cmd));
+	} else if (args != NULL && !json_is_null(args) && !json_is_object(args)) {
+		snprintf(err, size, "\"args\" must be an object");
+	} else {
+		*request_r = request;
+		*cmd_r = json_string_value(cmd);
+		*args_r = json_is_object(args) ? args : NULL;
+		return 0;
+	}
+	json_decref(request);
+	return -1;
+}
+
+int admin_args_string(json_t *args, const char *name, bool required, const char **value_r,
+                      char *err, size_t size)
+{
+	json_t *v = json_object_get(args, name);
 
 	if (v == NULL || json_is_null(v)) {
 		if (!required)
 			return 0;
-		admin_request_fail(req, "usage", "missing argument %s", name);
+		snprintf(err, size, "missing argument %s", name);
 		return -1;
 	}
 	if (!json_is_string(v)) {
-		admin_request_fail(req, "usage", "argument %s must be a string", name);
+		snprintf(err, size, "argument %s must be a string", name);
 		return -1;
 	}
 	if (strlen(json_string_value(v)) != json_string_length(v)) {
-		admin_request_fail(req, "usage", "argument %s contains a NUL character", name);
+		snprintf(err, size, "argument %s contains a NUL character", name);
 		return -1;
 	}
 	*value_r = json_string_value(v);
 	return 0;
 }
 
-int admin_arg_bool(struct admin_request *req, const char *name, bool *value_r)
+int admin_args_bool(json_t *args, const char *name, bool *value_r, char *err, size_t size)
 {
-	json_t *v = json_object_get(req->args, name);
+	json_t *v = json_object_get(args, name);
 
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v)) {
-		admin_request_fail(req, "usage", "argument %s must be true or false", name);
+		snprintf(err, size, "argument %s must be true or false", name);
 		return -1;
 	}
 	*value_r = json_is_true(v);
 	return 0;
 }
 
-int admin_arg_strings(struct admin_request *req, const char *name, json_t **array_r)
+int admin_args_strings(json_t *args, const char *name, json_t **array_r, char *err,
+                       size_t size)
 {
-	json_t *v = json_object_get(req->args, name);
+	json_t *v = json_object_get(args, name);
 	json_t *item;
 	size_t i;
 
 	if (!json_is_array(v) || json_array_size(v) == 0) {
-		admin_request_fail(req, "usage", "argument %s must be a list of strings", name);
+		snprintf(err, size, "argument %s must be a list of strings", name);
 		return -1;
 	}
 	for (i = 0; i < json_array_size(v) && (item = json_array_get(v, i)) != NULL; i++) {
 		if (!json_is_string(item) ||
 		    strlen(json_string_value(item)) != json_string_length(item)) {
-			admin_request_fail(req, "usage", "argument %s must be a list of strings",
-			                   name);
+			snprintf(err, size, "argument %s must be a list of strings", name);
 			return -1;
 		}
 	}
@@ -171,9 +202,10 @@ int admin_arg_strings(struct admin_request *req, const char *name, json_t **arra
 	return 0;
 }
 
-int admin_arg_size(struct admin_request *req, const char *name, uint64_t *value_r, bool *set_r)
+int admin_args_size(json_t *args, const char *name, uint64_t *value_r, bool *set_r, char *err,
+                    size_t size)
 {
-	json_t *v = json_object_get(req->args, name);
+	json_t *v = json_object_get(args, name);
 	int64_t n;
 
 	*set_r = false;
@@ -182,11 +214,8 @@ int admin_arg_size(struct admin_request *req, const char *name, uint64_t *value_
 	if (json_is_integer(v) && json_integer_value(v) >= 0) {
 		n = json_integer_value(v);
 	} else if (!json_is_string(v) || settings_parse_size(json_string_value(v), &n) < 0) {
-		admin_request_fail(req, "invalid",
-		                   "invalid %s '%s': expected a size like 123, "
-		                   "10K, 50M or 2G",
-		                   name,
-		                   json_is_string(v) ? json_string_value(v) : "(not a string)");
+		snprintf(err, size, "invalid %s '%s': expected a size like 123, 10K, 50M or 2G",
+		         name, json_is_string(v) ? json_string_value(v) : "(not a string)");
 		return -1;
 	}
 	*value_r = (uint64_t)n;
@@ -194,25 +223,88 @@ int admin_arg_size(struct admin_request *req, const char *name, uint64_t *value_
 	return 0;
 }
 
-int admin_check_local_address(struct admin_request *req, const char *address, char *buf,
+int admin_local_address_check(const char *address, char *buf, size_t bufsize, char *err,
                               size_t size)
 {
 	struct address a;
 	const char *error;
 
 	if (address_parse(address, false, &a, &error) < 0) {
-		admin_request_fail(req, "invalid", "invalid address '%s': %s", address, error);
+		snprintf(err, size, "invalid address '%s': %s", address, error);
 		return -1;
 	}
 	if (a.quoted || a.literal) {
-		admin_request_fail(req, "invalid",
-		                   "invalid address '%s': a local address needs a "
-		                   "plain local part and a domain name",
-		                   address);
+		snprintf(err, size,
+		         "invalid address '%s': a local address needs a plain local part and "
+		         "a domain name",
+		         address);
 		return -1;
 	}
-	if (strlen(a.localpart) > STORE_LOCAL_MAX || address_format(&a, buf, size) < 0) {
-		admin_request_fail(req, "invalid", "invalid address '%s': too long", address);
+	if (strlen(a.localpart) > STORE_LOCAL_MAX || address_format(&a, buf, bufsize) < 0) {
+		snprintf(err, size, "invalid address '%s': too long", address);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the same, answering the request -------------------------------------- */
+
+/* Long enough for any message above with a 4 KiB value in it; a longer
+ * value is cut in the message, never overrun. */
+#define ADMIN_ERR_MAX 4608
+
+int admin_arg_string(struct admin_request *req, const char *name, bool required,
+                     const char **value_r)
+{
+	char err[ADMIN_ERR_MAX];
+
+	if (admin_args_string(req->args, name, required, value_r, err, sizeof(err)) < 0) {
+		admin_request_fail(req, "usage", "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int admin_arg_bool(struct admin_request *req, const char *name, bool *value_r)
+{
+	char err[ADMIN_ERR_MAX];
+
+	if (admin_args_bool(req->args, name, value_r, err, sizeof(err)) < 0) {
+		admin_request_fail(req, "usage", "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int admin_arg_strings(struct admin_request *req, const char *name, json_t **array_r)
+{
+	char err[ADMIN_ERR_MAX];
+
+	if (admin_args_strings(req->args, name, array_r, err, sizeof(err)) < 0) {
+		admin_request_fail(req, "usage", "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int admin_arg_size(struct admin_request *req, const char *name, uint64_t *value_r, bool *set_r)
+{
+	char err[ADMIN_ERR_MAX];
+
+	if (admin_args_size(req->args, name, value_r, set_r, err, sizeof(err)) < 0) {
+		admin_request_fail(req, "invalid", "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int admin_check_local_address(struct admin_request *req, const char *address, char *buf,
+                              size_t size)
+{
+	char err[ADMIN_ERR_MAX];
+
+	if (admin_local_address_check(address, buf, size, err, sizeof(err)) < 0) {
+		admin_request_fail(req, "invalid", "%s", err);
 		return -1;
 	}
 	return 0;

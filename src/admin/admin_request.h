@@ -92,6 +92,35 @@ int admin_arg_strings(struct admin_request *req, const char *name, json_t **arra
  * whether it was given. */
 int admin_arg_size(struct admin_request *req, const char *name, uint64_t *value_r, bool *set_r);
 
+/* ---- parsing and checking without a store --------------------------------- */
+/* The pure half of the above: no request, no store, nothing answered, so
+ * fuzz/fuzz_admin.c runs them alone.  Each returns 0, or -1 with a message
+ * naming the problem in err (size bytes, always terminated); the admin_arg_*
+ * and admin_check_* functions are these plus the answer. */
+
+/* One request line as the socket reads it: JSON (duplicate keys refused),
+ * an object with a string "cmd" naming a known command and an "args" that
+ * is absent, null or an object.  On success *request_r is the parsed object
+ * (own reference), *cmd_r its command name (borrowed from it) and *args_r
+ * its args object (borrowed; NULL when absent or null).  err names the
+ * problem with the code "usage". */
+int admin_request_parse(const char *line, size_t len, json_t **request_r, const char **cmd_r,
+                        json_t **args_r, char *err, size_t size);
+/* Whether name is in the command table (admin_command.c). */
+bool admin_command_known(const char *name);
+
+/* args: an object or NULL.  Leave *value_r alone when absent. */
+int admin_args_string(json_t *args, const char *name, bool required, const char **value_r,
+                      char *err, size_t size);
+int admin_args_bool(json_t *args, const char *name, bool *value_r, char *err, size_t size);
+int admin_args_strings(json_t *args, const char *name, json_t **array_r, char *err,
+                       size_t size);
+int admin_args_size(json_t *args, const char *name, uint64_t *value_r, bool *set_r, char *err,
+                    size_t size);
+/* admin_check_local_address() without the answer. */
+int admin_local_address_check(const char *address, char *buf, size_t bufsize, char *err,
+                              size_t size);
+
 /* ---- validation shared by the families ----------------------------------- */
 
 /* A local address (user, alias or group): valid syntax, a plain local part,
@@ -118,6 +147,10 @@ admin_handler admin_group_add, admin_group_del, admin_group_list, admin_group_me
     admin_group_member_del;
 admin_handler admin_config_list, admin_config_get, admin_config_set, admin_config_unset;
 admin_handler admin_trace_query, admin_audit_list, admin_audit_verify;
+/* admin_trace.c: argument NAME as epoch seconds into *t_r (0 when absent);
+ * -1 after failing the request. */
+int admin_trace_time(struct admin_request *req, const char *name, time_t *t_r);
+admin_handler admin_check, admin_testhook_fail_flush;
 admin_handler admin_queue_list, admin_queue_show, admin_queue_hold, admin_queue_release,
     admin_queue_retry, admin_queue_delete, admin_queue_bounce, admin_queue_stats, admin_jobs_list;
 

@@ -29,6 +29,7 @@
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "lib/xalloc.h"
+#include "pipeline/pipeline_intercept.h"
 #include "trace/trace_retention.h"
 
 /* A request line longer than this is answered with an error and skipped up
@@ -48,6 +49,7 @@ struct admin_server {
 	unsigned refs;
 	unsigned next_id;
 	struct trace_retention *retention; /* the trace.retention job */
+	struct pipeline_intercept_timer *intercepts; /* interception event logs */
 };
 
 struct admin_conn {
@@ -359,6 +361,9 @@ int admin_server_start(const struct admin_host *host, const char *socket_path,
 	log_info("admin", "event=listening socket=%s", socket_path);
 	/* The admin loop runs the store's housekeeping jobs. */
 	server->retention = trace_retention_start(host->store, host->loop);
+	if (host->pipeline != NULL)
+		server->intercepts = pipeline_intercept_start(host->pipeline, host->store,
+							      host->loop, host->reader);
 	*server_r = server;
 	return 0;
 }
@@ -380,5 +385,6 @@ void admin_server_stop(struct admin_server **serverp)
 		admin_conn_close(server->conns);
 	admin_jobs_free(&server->host.jobs);
 	trace_retention_stop(&server->retention);
+	pipeline_intercept_stop(&server->intercepts);
 	admin_server_unref(server);
 }

@@ -48,7 +48,7 @@ static int admin_trace_filter(struct admin_request *req, struct store_trace_even
 	return 0;
 }
 
-static int admin_trace_time(struct admin_request *req, const char *name, time_t *t_r)
+int admin_trace_time(struct admin_request *req, const char *name, time_t *t_r)
 {
 	json_t *v = json_object_get(req->args, name);
 

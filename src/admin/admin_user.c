@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin_abuse.h"
 #include "admin/admin_request.h"
 #include "auth/password.h"
 #include "lib/workpool.h"
@@ -360,6 +361,7 @@ void admin_user_show(struct admin_request *req)
 	result = admin_user_json(&u);
 	json_object_set_new(result, "mailboxes", admin_user_mailboxes(req, u.id));
 	admin_user_links(req, u.id, result);
+	admin_abuse_show(req, u.id, result);
 	admin_request_ok(req, result);
 }
 

@@ -23,7 +23,7 @@ static bool imap_auth_allowed(const struct imap_session *s)
 
 void imap_capabilities(struct imap_session *s, char *buf, size_t size)
 {
-	size_t n = (size_t)snprintf(buf, size, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE");
+	size_t n = (size_t)snprintf(buf, size, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE");
 
 	if (s->state == IMAP_STATE_NOT_AUTH) {
 		if (!imap_tls(s))
@@ -36,7 +36,8 @@ void imap_capabilities(struct imap_session *s, char *buf, size_t size)
 	}
 	snprintf(buf + n, size - n,
 		 " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE LIST-EXTENDED"
-		 " LIST-STATUS CREATE-SPECIAL-USE CONDSTORE QRESYNC ESEARCH SORT QUOTA QUOTA=RES-STORAGE APPENDLIMIT=%lld",
+		 " LIST-STATUS CREATE-SPECIAL-USE CONDSTORE QRESYNC ESEARCH SORT QUOTA QUOTA=RES-STORAGE"
+		 " MULTIAPPEND BINARY APPENDLIMIT=%lld",
 		 (long long)settings_get_int("smtp.max_message_size"));
 }
 
@@ -98,7 +99,7 @@ void imap_cmd_namespace(struct imap_session *s, const struct imap_arg *args)
 
 void imap_cmd_enable(struct imap_session *s, const struct imap_arg *args)
 {
-	bool condstore = false, qresync = false;
+	bool condstore = false, qresync = false, rev2 = false;
 
 	if (args[0].type == IMAP_ARG_EOL) {
 		imap_bad(s, "ENABLE needs capabilities");
@@ -109,6 +110,8 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_arg *args)
 			condstore = true;
 		else if (imap_arg_atom_equals(a, "QRESYNC"))
 			qresync = true;
+		else if (imap_arg_atom_equals(a, "IMAP4rev2"))
+			rev2 = true;
 		else if (a->type != IMAP_ARG_ATOM) {
 			imap_bad(s, "ENABLE takes atoms");
 			return;
@@ -119,7 +122,12 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_arg *args)
 	qresync = qresync && !s->qresync;
 	s->condstore |= condstore || qresync;
 	s->qresync |= qresync;
-	imap_untagged(s, "ENABLED%s%s", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "");
+	/* From here on the session follows RFC 9051 (docs/imap.md lists what
+	 * changes): no \Recent, SEARCH answered by ESEARCH, UTF-8 names. */
+	rev2 = rev2 && !s->rev2;
+	s->rev2 |= rev2;
+	imap_untagged(s, "ENABLED%s%s%s", condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "",
+		      rev2 ? " IMAP4rev2" : "");
 	imap_ok(s, "ENABLE completed");
 }
 
@@ -158,10 +166,8 @@ static void imap_delayed_failure(evutil_socket_t fd, short what, void *arg)
 
 static void imap_login_failed(struct imap_session *s, const char *username)
 {
-	unsigned ms = auth_throttle_failure(
-		s->env->throttle, s->peer_ip, username,
-		(unsigned)settings_get_int("auth.failure_delay") * 1000,
-		(unsigned)settings_get_int("auth.failure_delay_max") * 1000, time(NULL));
+	unsigned ms = auth_throttle_login_failed(s->env->throttle, "imap", s->peer_ip, username,
+						 time(NULL));
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	log_info("imap", "s=%s event=auth_failed ip=%s user=%s delay_ms=%u", s->id, s->peer_ip,
@@ -210,6 +216,12 @@ static void imap_login_done(const struct auth_login_result *r, void *ctx)
 
 static void imap_login(struct imap_session *s, const char *username, const char *password)
 {
+	if (auth_throttle_login_refused(s->env->throttle, "imap", s->peer_ip, username,
+					time(NULL))) {
+		imap_trace(s, "auth", "refused for %s: blocked (auth.block_after)", username);
+		imap_no(s, "[UNAVAILABLE] Too many failed logins; try again later");
+		return;
+	}
 	imap_suspend(s);
 	imap_ref(s);
 	auth_login_check(s->env->workpool, s->reader, s->loop, username, password,

@@ -18,6 +18,7 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 #include "mail/mime.h"
+#include "mail/mime_decode.h"
 
 #define IMAP_FETCH_CHUNK 16384
 #define IMAP_FETCH_MAX_FIELDS 64
@@ -32,12 +33,14 @@ enum imap_fetch_kind {
 	IMAP_FETCH_BODY,
 	IMAP_FETCH_MODSEQ,
 	IMAP_FETCH_SECTION,
+	IMAP_FETCH_BINARY,      /* BINARY[part]<o.l>, BINARY.PEEK (RFC 3516) */
+	IMAP_FETCH_BINARY_SIZE, /* BINARY.SIZE[part] */
 };
 
 struct imap_fetch_item {
 	enum imap_fetch_kind kind;
 	char name[256];  /* as it goes in the response: "BODY[HEADER]", "RFC822" */
-	char spec[128];  /* for mime_section_find: "", "HEADER", "1.2", ... */
+	char spec[128];  /* for mime_section_find: "", "HEADER", "1.2", ... (BINARY: a part) */
 	char *fields[IMAP_FETCH_MAX_FIELDS];
 	unsigned n_fields;
 	bool fields_not;
@@ -200,6 +203,42 @@ static int imap_fetch_section(struct imap_fetch *f, const char *atom)
 	return n < (int)sizeof(it->name) - 24 ? 0 : -1;
 }
 
+/* BINARY[part]<o.l>, BINARY.PEEK[part]<o.l>, BINARY.SIZE[part]: the
+ * section is a part number or nothing (the whole message). */
+static int imap_fetch_binary(struct imap_fetch *f, const char *atom)
+{
+	bool size = strncasecmp(atom, "BINARY.SIZE[", 12) == 0;
+	bool peek = !size && strncasecmp(atom, "BINARY.PEEK[", 12) == 0;
+	const char *sec = atom + (size || peek ? 12 : 7), *close = strchr(sec, ']');
+	struct imap_fetch_item *it;
+	size_t len;
+
+	if (close == NULL)
+		return -1;
+	len = (size_t)(close - sec);
+	if (len >= sizeof(((struct imap_fetch_item *)NULL)->spec))
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		bool digit = sec[i] >= '0' && sec[i] <= '9';
+		bool starts = i == 0 || sec[i - 1] == '.';
+		if (!(digit || (sec[i] == '.' && !starts && i + 1 < len)) ||
+		    (starts && sec[i] == '0'))
+			return -1;
+	}
+	it = imap_fetch_add(f, size ? IMAP_FETCH_BINARY_SIZE : IMAP_FETCH_BINARY, "");
+	it->peek = peek || size;
+	memcpy(it->spec, sec, len);
+	it->spec[len] = '\0';
+	if (size ? close[1] != '\0' : imap_fetch_partial(it, close + 1) < 0)
+		return -1;
+	int n = snprintf(it->name, sizeof(it->name), "%s[%s]", size ? "BINARY.SIZE" : "BINARY",
+			 it->spec);
+	if (it->partial)
+		snprintf(it->name + n, sizeof(it->name) - (size_t)n, "<%llu>",
+			 (unsigned long long)it->offset);
+	return 0;
+}
+
 static int imap_fetch_atom(struct imap_fetch *f, const struct imap_arg *a)
 {
 	static const struct {
@@ -232,6 +271,8 @@ static int imap_fetch_atom(struct imap_fetch *f, const struct imap_arg *a)
 		snprintf(it->spec, sizeof(it->spec), "TEXT");
 	} else if (strncasecmp(a->str, "BODY[", 5) == 0 || strncasecmp(a->str, "BODY.PEEK[", 10) == 0) {
 		return imap_fetch_section(f, a->str);
+	} else if (strncasecmp(a->str, "BINARY", 6) == 0 && strchr(a->str, '[') != NULL) {
+		return imap_fetch_binary(f, a->str);
 	} else {
 		return -1;
 	}
@@ -278,8 +319,11 @@ static bool imap_item_whole(const struct imap_fetch_item *it)
 
 static bool imap_item_needs_content(const struct imap_fetch_item *it)
 {
+	bool sectioned = it->kind == IMAP_FETCH_SECTION || it->kind == IMAP_FETCH_BINARY ||
+			 it->kind == IMAP_FETCH_BINARY_SIZE;
+
 	return it->kind == IMAP_FETCH_ENVELOPE || it->kind == IMAP_FETCH_BODYSTRUCTURE ||
-	       it->kind == IMAP_FETCH_BODY || (it->kind == IMAP_FETCH_SECTION && !imap_item_whole(it));
+	       it->kind == IMAP_FETCH_BODY || (sectioned && it->spec[0] != '\0');
 }
 
 /* The stored structure, with its tree rebuilt: 0, or -1 when the message
@@ -337,8 +381,10 @@ static int imap_fetch_load(struct imap_session *s, struct imap_fetch *f, const s
 	return 0;
 }
 
-static void imap_fetch_literal(struct imap_session *s, const struct imap_fetch_item *it,
-			       const char *data, size_t len)
+/* The item's <partial> range of data as a literal; with binary (decoded
+ * content, BINARY[]) a literal8 when it holds a NUL (RFC 3516 4.3). */
+static void imap_fetch_literal_as(struct imap_session *s, const struct imap_fetch_item *it,
+				  const char *data, size_t len, bool binary)
 {
 	if (it->partial) {
 		uint64_t off = it->offset < len ? it->offset : len;
@@ -346,8 +392,15 @@ static void imap_fetch_literal(struct imap_session *s, const struct imap_fetch_i
 		data += off;
 		len = (size_t)n;
 	}
-	imap_printf(s, "%s {%zu}\r\n", it->name, len);
+	imap_printf(s, "%s %s{%zu}\r\n", it->name,
+		    binary && memchr(data, '\0', len) != NULL ? "~" : "", len);
 	imap_write(s, data, len);
+}
+
+static void imap_fetch_literal(struct imap_session *s, const struct imap_fetch_item *it,
+			       const char *data, size_t len)
+{
+	imap_fetch_literal_as(s, it, data, len, false);
 }
 
 static void imap_fetch_traced(struct imap_session *s, struct imap_msg *m,
@@ -381,7 +434,9 @@ static void imap_fetch_stream_start(struct imap_session *s, struct imap_fetch *f
 		off = it->offset < size ? it->offset : size;
 		len = size - off < it->length ? size - off : it->length;
 	}
-	imap_printf(s, "%s {%llu}\r\n", it->name, (unsigned long long)len);
+	/* BINARY[] may hold anything (an APPEND's literal8): a literal8. */
+	imap_printf(s, "%s %s{%llu}\r\n", it->name, it->kind == IMAP_FETCH_BINARY ? "~" : "",
+		    (unsigned long long)len);
 	f->skip = off;
 	f->left = len;
 	if (len == 0)
@@ -499,6 +554,77 @@ static void imap_fetch_section_item(struct imap_session *s, struct imap_fetch *f
 	free(data);
 }
 
+/* ---- BINARY (RFC 3516) ----------------------------------------------------------- */
+
+/* The part a BINARY item names and how to decode it: 0, 1 when there is
+ * no such part, -1 when its Content-Transfer-Encoding is unknown.  A
+ * multipart or message part has no encoding of its own to undo. */
+static int imap_fetch_binary_part(const struct imap_fetch *f, const struct imap_fetch_item *it,
+				  struct mime_section *sec, enum mime_cte *cte_r)
+{
+	const char *error;
+
+	if (f->tree == NULL || mime_section_find(f->tree, it->spec, sec, &error) < 0)
+		return 1;
+	if (mime_part_is_multipart(sec->part) || mime_part_is_message(sec->part))
+		*cte_r = MIME_CTE_IDENTITY;
+	else
+		*cte_r = mime_cte_from_name(sec->part->encoding);
+	return *cte_r == MIME_CTE_UNKNOWN ? -1 : 0;
+}
+
+static void imap_fetch_literal8(struct imap_session *s, const struct imap_fetch_item *it,
+				const char *data, size_t len)
+{
+	imap_fetch_literal_as(s, it, data, len, true);
+}
+
+/* BINARY[part] and BINARY.SIZE[part]: the part's body is read (one range
+ * of the blob, never the whole message) and decoded; a part without an
+ * encoding to undo is read only as far as a partial fetch needs, and its
+ * BINARY.SIZE is the stored size. */
+static void imap_fetch_binary_item(struct imap_session *s, struct imap_fetch *f,
+				   const struct imap_fetch_item *it, const struct imap_msg *m)
+{
+	bool size = it->kind == IMAP_FETCH_BINARY_SIZE;
+	struct imap_fetch_item whole = *it;
+	struct mime_section sec;
+	enum mime_cte cte;
+	uint64_t off = 0, want;
+	size_t raw_len, len;
+	char *raw, *data;
+
+	if (imap_fetch_binary_part(f, it, &sec, &cte) != 0) {
+		if (size)
+			imap_printf(s, "%s 0", it->name);
+		else
+			imap_fetch_literal8(s, it, "", 0);
+		return;
+	}
+	if (cte == MIME_CTE_IDENTITY && size) {
+		imap_printf(s, "%s %zu", it->name, sec.size);
+		return;
+	}
+	want = sec.size;
+	if (cte == MIME_CTE_IDENTITY && it->partial) {
+		off = it->offset < sec.size ? it->offset : sec.size;
+		want = it->length < sec.size - off ? it->length : sec.size - off;
+		whole.partial = false;
+	}
+	if ((raw = imap_fetch_range(s, f, m, sec.offset + off, want, &raw_len)) == NULL) {
+		imap_printf(s, "%s NIL", it->name);
+		f->failed = true;
+		return;
+	}
+	data = mime_cte_decode(cte, raw, raw_len, &len);
+	free(raw);
+	if (size)
+		imap_printf(s, "%s %zu", it->name, len);
+	else
+		imap_fetch_literal8(s, &whole, data, len);
+	free(data);
+}
+
 static void imap_fetch_item(struct imap_session *s, struct imap_fetch *f,
 			    const struct imap_fetch_item *it, struct imap_msg *m)
 {
@@ -529,6 +655,19 @@ static void imap_fetch_item(struct imap_session *s, struct imap_fetch *f,
 		else
 			imap_fetch_section_item(s, f, it, m);
 		break;
+	case IMAP_FETCH_BINARY:
+		imap_fetch_traced(s, m, it);
+		if (it->spec[0] == '\0')
+			imap_fetch_stream_start(s, f, it, m);
+		else
+			imap_fetch_binary_item(s, f, it, m);
+		break;
+	case IMAP_FETCH_BINARY_SIZE:
+		if (it->spec[0] == '\0')
+			imap_printf(s, "%s %llu", it->name, (unsigned long long)m->size);
+		else
+			imap_fetch_binary_item(s, f, it, m);
+		break;
 	}
 }
 
@@ -545,14 +684,20 @@ static void imap_fetch_finish(struct imap_session *s)
 		imap_ok(s, "%sFETCH completed", s->uid ? "UID " : "");
 }
 
-static bool imap_fetch_begin_msg(struct imap_session *s, struct imap_fetch *f)
+/* Forgets the current message's content and structure. */
+static void imap_fetch_unload(struct imap_fetch *f)
 {
-	struct imap_msg *m = &s->view.msgs[f->idx[f->pos]];
-
 	free(f->msg);
 	f->msg = NULL;
 	mime_tree_free(&f->tree);
 	store_structure_deinit(&f->st);
+}
+
+static bool imap_fetch_begin_msg(struct imap_session *s, struct imap_fetch *f)
+{
+	struct imap_msg *m = &s->view.msgs[f->idx[f->pos]];
+
+	imap_fetch_unload(f);
 	if (imap_fetch_load(s, f, m) < 0) {
 		f->failed = true;
 		f->pos++;
@@ -633,9 +778,38 @@ static void imap_fetch_seen_done(struct imap_session *s, const struct store_repl
 static bool imap_fetch_sets_seen(const struct imap_fetch *f)
 {
 	for (size_t i = 0; i < f->n_items; i++)
-		if (f->items[i].kind == IMAP_FETCH_SECTION && !f->items[i].peek)
+		if ((f->items[i].kind == IMAP_FETCH_SECTION || f->items[i].kind == IMAP_FETCH_BINARY) &&
+		    !f->items[i].peek)
 			return true;
 	return false;
+}
+
+/* RFC 3516 4.2: a BINARY item on a part whose encoding is unknown fails
+ * the command with NO [UNKNOWN-CTE].  Checked first, on the stored
+ * structures (no message content is read), so that nothing is sent and
+ * no \Seen set for a command that fails. */
+static bool imap_fetch_unknown_cte(struct imap_session *s, struct imap_fetch *f)
+{
+	bool binary = false, unknown = false;
+	struct mime_section sec;
+	enum mime_cte cte;
+
+	for (size_t k = 0; k < f->n_items; k++)
+		binary |= (f->items[k].kind == IMAP_FETCH_BINARY ||
+			   f->items[k].kind == IMAP_FETCH_BINARY_SIZE) &&
+			  f->items[k].spec[0] != '\0';
+	for (size_t i = 0; binary && !unknown && i < f->n; i++) {
+		if (imap_fetch_load(s, f, &s->view.msgs[f->idx[i]]) < 0)
+			continue; /* answered as unreadable later */
+		for (size_t k = 0; k < f->n_items; k++) {
+			const struct imap_fetch_item *it = &f->items[k];
+			if ((it->kind == IMAP_FETCH_BINARY || it->kind == IMAP_FETCH_BINARY_SIZE) &&
+			    it->spec[0] != '\0' && imap_fetch_binary_part(f, it, &sec, &cte) < 0)
+				unknown = true;
+		}
+		imap_fetch_unload(f);
+	}
+	return unknown;
 }
 
 static void imap_fetch_start(struct imap_session *s, struct imap_fetch *f)
@@ -643,6 +817,11 @@ static void imap_fetch_start(struct imap_session *s, struct imap_fetch *f)
 	uint32_t *uids;
 	size_t n = 0;
 
+	if (imap_fetch_unknown_cte(s, f)) {
+		imap_fetch_free(&f);
+		imap_no(s, "[UNKNOWN-CTE] Cannot decode the part's Content-Transfer-Encoding");
+		return;
+	}
 	s->fetch = f;
 	imap_suspend(s);
 	if (s->view.readonly || !imap_fetch_sets_seen(f)) {

@@ -13,20 +13,28 @@
 #include "lib/log.h"
 #include "lib/xalloc.h"
 
-int imap_mailbox_name(const struct imap_arg *arg, char *buf, size_t size)
+int imap_mailbox_name(struct imap_session *s, const struct imap_arg *arg, char *buf,
+		      size_t size)
 {
 	const char *str;
 	size_t len;
 
 	if ((str = imap_arg_string(arg, &len)) == NULL || len == 0 || len >= size ||
-	    memchr(str, '\0', len) != NULL)
+	    memchr(str, '\0', len) != NULL || (arg->flags & IMAP_ARG_FLAG_BAD_UTF8))
 		return -1;
 	while (len > 1 && str[len - 1] == '/')
 		len--;
-	if (str[0] == '/' || strstr(str, "//") != NULL)
+	if (str[0] == '/' || memmem(str, len, "//", 2) != NULL)
 		return -1;
-	memcpy(buf, str, len);
-	buf[len] = '\0';
+	/* IMAP4rev1 names are modified UTF-7; 8-bit ones (UTF-8, which some
+	 * rev1 clients send) are taken as they are. */
+	if (!s->rev2 && !(arg->flags & IMAP_ARG_FLAG_8BIT) && memchr(str, '&', len) != NULL) {
+		if (imap_mutf7_decode(str, len, buf, size) < 0)
+			return -1;
+	} else {
+		memcpy(buf, str, len);
+		buf[len] = '\0';
+	}
 	if (strcasecmp(buf, "INBOX") == 0)
 		memcpy(buf, "INBOX", 6);
 	return 0;
@@ -38,7 +46,7 @@ static int imap_mailbox_lookup(struct imap_session *s, const struct imap_arg *ar
 {
 	char name[STORE_MAILBOX_MAX + 1];
 
-	if (imap_mailbox_name(arg, name, sizeof(name)) < 0) {
+	if (imap_mailbox_name(s, arg, name, sizeof(name)) < 0) {
 		imap_bad(s, "Invalid mailbox name");
 		return -1;
 	}
@@ -139,8 +147,16 @@ static void imap_select(struct imap_session *s, const struct imap_arg *args, boo
 	imap_untagged(s, "OK [PERMANENTFLAGS (%s)] Flags permitted",
 		      readonly ? "" : "\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*");
 	imap_untagged(s, "%zu EXISTS", v->n);
-	imap_untagged(s, "%u RECENT", recent);
-	for (size_t i = 0; i < v->n; i++) {
+	/* RFC 9051 6.3.2: no RECENT and no [UNSEEN], but the mailbox's name
+	 * as the server spells it, in a LIST response. */
+	if (s->rev2) {
+		imap_printf(s, "* LIST () \"/\" ");
+		imap_write_mailbox(s, m.name);
+		imap_printf(s, "\r\n");
+	} else {
+		imap_untagged(s, "%u RECENT", recent);
+	}
+	for (size_t i = 0; !s->rev2 && i < v->n; i++) {
 		if (!(v->msgs[i].flags & STORE_FLAG_SEEN)) {
 			imap_untagged(s, "OK [UNSEEN %zu] First unseen", i + 1);
 			break;
@@ -313,7 +329,7 @@ void imap_cmd_create(struct imap_session *s, const struct imap_arg *args)
 	struct store_mailbox m;
 	int rc;
 
-	if (imap_mailbox_name(&args[0], name, sizeof(name)) < 0 ||
+	if (imap_mailbox_name(s, &args[0], name, sizeof(name)) < 0 ||
 	    (rc = imap_create_use(&args[1], &use)) == -1) {
 		imap_bad(s, "CREATE needs a valid mailbox name");
 		return;
@@ -403,7 +419,7 @@ void imap_cmd_rename(struct imap_session *s, const struct imap_arg *args)
 	char to[STORE_MAILBOX_MAX + 1];
 	struct store_mailbox m, exists;
 
-	if (imap_mailbox_name(&args[1], to, sizeof(to)) < 0 || args[2].type != IMAP_ARG_EOL) {
+	if (imap_mailbox_name(s, &args[1], to, sizeof(to)) < 0 || args[2].type != IMAP_ARG_EOL) {
 		imap_bad(s, "RENAME needs two valid mailbox names");
 		return;
 	}
@@ -464,10 +480,13 @@ enum imap_status_item {
 	IMAP_STATUS_RECENT = 1 << 4,
 	IMAP_STATUS_SIZE = 1 << 5,
 	IMAP_STATUS_HIGHESTMODSEQ = 1 << 6,
+	IMAP_STATUS_DELETED = 1 << 7, /* RFC 9051 */
 };
 
-static const char *const imap_status_names[] = { "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
-						 "RECENT", "SIZE", "HIGHESTMODSEQ" };
+#define IMAP_STATUS_N 8
+static const char *const imap_status_names[IMAP_STATUS_N] = {
+	"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "RECENT", "SIZE", "HIGHESTMODSEQ", "DELETED"
+};
 
 static int imap_status_items(const struct imap_arg *list, unsigned *items_r)
 {
@@ -476,10 +495,10 @@ static int imap_status_items(const struct imap_arg *list, unsigned *items_r)
 		return -1;
 	for (size_t i = 0; i < list->n; i++) {
 		unsigned k;
-		for (k = 0; k < 7; k++)
+		for (k = 0; k < IMAP_STATUS_N; k++)
 			if (imap_arg_atom_equals(&list->list[i], imap_status_names[k]))
 				break;
-		if (k == 7)
+		if (k == IMAP_STATUS_N)
 			return -1;
 		*items_r |= 1u << k;
 	}
@@ -489,11 +508,11 @@ static int imap_status_items(const struct imap_arg *list, unsigned *items_r)
 /* Writes "* STATUS name (...)"; -1 if the counts cannot be read. */
 static int imap_status_write(struct imap_session *s, const struct store_mailbox *m, unsigned items)
 {
-	uint64_t values[7] = { m->messages, m->uidnext, m->uidvalidity, 0, 0, m->size,
-			       m->highestmodseq };
+	uint64_t values[IMAP_STATUS_N] = { m->messages, m->uidnext, m->uidvalidity, 0, 0, m->size,
+					   m->highestmodseq, 0 };
 	bool first = true;
 
-	if (items & (IMAP_STATUS_UNSEEN | IMAP_STATUS_RECENT)) {
+	if (items & (IMAP_STATUS_UNSEEN | IMAP_STATUS_RECENT | IMAP_STATUS_DELETED)) {
 		uint32_t first_recent = imap_recent_peek(s->env->recent, m->id), next = 1;
 		struct store_message *list;
 		size_t n;
@@ -503,6 +522,7 @@ static int imap_status_write(struct imap_session *s, const struct store_mailbox 
 			for (size_t i = 0; i < n; i++) {
 				values[3] += !(list[i].flags & STORE_FLAG_SEEN);
 				values[4] += list[i].uid >= first_recent;
+				values[7] += (list[i].flags & STORE_FLAG_DELETED) != 0;
 			}
 			if (n > 0)
 				next = list[n - 1].uid + 1;
@@ -510,9 +530,9 @@ static int imap_status_write(struct imap_session *s, const struct store_mailbox 
 		} while (n == 5000);
 	}
 	imap_printf(s, "* STATUS ");
-	imap_write_astring(s, m->name, strlen(m->name));
+	imap_write_mailbox(s, m->name);
 	imap_printf(s, " (");
-	for (unsigned k = 0; k < 7; k++) {
+	for (unsigned k = 0; k < IMAP_STATUS_N; k++) {
 		if (!(items & (1u << k)))
 			continue;
 		imap_printf(s, "%s%s %llu", first ? "" : " ", imap_status_names[k],
@@ -528,8 +548,9 @@ void imap_cmd_status(struct imap_session *s, const struct imap_arg *args)
 	struct store_mailbox m;
 	unsigned items;
 
+	/* IMAP4rev2 has no RECENT (RFC 9051 6.3.11). */
 	if (args[0].type == IMAP_ARG_EOL || imap_status_items(&args[1], &items) < 0 ||
-	    args[2].type != IMAP_ARG_EOL) {
+	    args[2].type != IMAP_ARG_EOL || (s->rev2 && (items & IMAP_STATUS_RECENT))) {
 		imap_bad(s, "STATUS needs a mailbox and a list of items");
 		return;
 	}
@@ -593,6 +614,8 @@ struct imap_list_ctx {
 	const struct imap_arg *patterns; /* n_patterns strings */
 	size_t n_patterns;
 	char reference[STORE_MAILBOX_MAX + 1];
+	bool mutf7; /* an IMAP4rev1 session: patterns are modified UTF-7 */
+	bool rev2;  /* an IMAP4rev2 session: \NonExistent (RFC 9051 7.3.1) */
 };
 
 static bool imap_list_has_children(const struct imap_list_ctx *c, const char *name)
@@ -614,7 +637,11 @@ static bool imap_list_matches(const struct imap_list_ctx *c, const char *name)
 		const char *p = imap_arg_string(&c->patterns[i], &len);
 		if (p == NULL)
 			continue;
-		snprintf(pat, sizeof(pat), "%s%.*s", c->reference, (int)len, p);
+		size_t n = (size_t)snprintf(pat, sizeof(pat), "%s", c->reference);
+		/* A pattern that is not valid modified UTF-7 is matched as sent. */
+		if (!c->mutf7 || memchr(p, '&', len) == NULL ||
+		    imap_mutf7_decode(p, len, pat + n, sizeof(pat) - n) < 0)
+			snprintf(pat + n, sizeof(pat) - n, "%.*s", (int)len, p);
 		if (imap_list_match(pat, name))
 			return true;
 	}
@@ -644,7 +671,8 @@ static void imap_list_line(struct imap_session *s, const struct imap_list_ctx *c
 
 	attrs[0] = '\0';
 	if (m == NULL)
-		n += (size_t)snprintf(attrs + n, sizeof(attrs) - n, " \\Noselect");
+		n += (size_t)snprintf(attrs + n, sizeof(attrs) - n, "%s",
+				      c->rev2 ? " \\NonExistent \\Noselect" : " \\Noselect");
 	if (!lsub || m == NULL)
 		n += (size_t)snprintf(attrs + n, sizeof(attrs) - n, " %s",
 				      children ? "\\HasChildren" : "\\HasNoChildren");
@@ -653,7 +681,7 @@ static void imap_list_line(struct imap_session *s, const struct imap_list_ctx *c
 	if (m != NULL && m->subscribed && (c->opts & IMAP_LIST_RET_SUBSCRIBED))
 		snprintf(attrs + n, sizeof(attrs) - n, " \\Subscribed");
 	imap_printf(s, "* %s (%s) \"/\" ", lsub ? "LSUB" : "LIST", attrs[0] ? attrs + 1 : "");
-	imap_write_astring(s, name, strlen(name));
+	imap_write_mailbox(s, name);
 	imap_printf(s, "\r\n");
 	if (m != NULL && (c->opts & IMAP_LIST_RET_STATUS))
 		imap_status_write(s, m, c->status_items);
@@ -747,7 +775,9 @@ static int imap_list_args(struct imap_list_ctx *c, const struct imap_arg *args)
 	}
 	if ((ref = imap_arg_string(&args[0], &len)) == NULL || len >= sizeof(c->reference))
 		return -1;
-	snprintf(c->reference, sizeof(c->reference), "%.*s", (int)len, ref);
+	if (!c->mutf7 || memchr(ref, '&', len) == NULL ||
+	    imap_mutf7_decode(ref, len, c->reference, sizeof(c->reference)) < 0)
+		snprintf(c->reference, sizeof(c->reference), "%.*s", (int)len, ref);
 	if (args[1].type == IMAP_ARG_LIST) {
 		c->patterns = args[1].list;
 		c->n_patterns = args[1].n;
@@ -767,7 +797,8 @@ static int imap_list_args(struct imap_list_ctx *c, const struct imap_arg *args)
 
 static void imap_list(struct imap_session *s, const struct imap_arg *args, bool lsub)
 {
-	struct imap_list_ctx c = { .opts = lsub ? IMAP_LIST_LSUB : 0 };
+	struct imap_list_ctx c = { .opts = lsub ? IMAP_LIST_LSUB : 0, .mutf7 = !s->rev2,
+				    .rev2 = s->rev2 };
 	size_t len;
 
 	if (imap_list_args(&c, args) < 0 || (lsub && (c.opts & IMAP_LIST_EXTENDED))) {

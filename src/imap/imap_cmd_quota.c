@@ -22,7 +22,7 @@ void imap_cmd_getquotaroot(struct imap_session *s, const struct imap_arg *args)
 	struct store_mailbox m;
 	struct store_user u;
 
-	if (imap_mailbox_name(&args[0], name, sizeof(name)) < 0 || args[1].type != IMAP_ARG_EOL) {
+	if (imap_mailbox_name(s, &args[0], name, sizeof(name)) < 0 || args[1].type != IMAP_ARG_EOL) {
 		imap_bad(s, "GETQUOTAROOT needs a mailbox name");
 		return;
 	}
@@ -35,7 +35,7 @@ void imap_cmd_getquotaroot(struct imap_session *s, const struct imap_arg *args)
 		return;
 	}
 	imap_printf(s, "* QUOTAROOT ");
-	imap_write_astring(s, m.name, strlen(m.name));
+	imap_write_mailbox(s, m.name);
 	imap_printf(s, " \"\"\r\n");
 	imap_quota_line(s, &u);
 	imap_ok(s, "GETQUOTAROOT completed");

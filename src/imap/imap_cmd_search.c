@@ -736,8 +736,10 @@ void imap_cmd_search(struct imap_session *s, const struct imap_arg *args)
 		imap_bad(s, "Invalid RETURN options");
 		return;
 	}
-	s->search_esearch = esearch > 0;
-	s->search_return = ret;
+	/* IMAP4rev2 answers every SEARCH with ESEARCH, RETURN (ALL) by
+	 * default (RFC 9051 6.4.4). */
+	s->search_esearch = esearch > 0 || s->rev2;
+	s->search_return = ret != 0 ? ret : IMAP_RET_ALL;
 	if ((rc = imap_search_start(s, a, true, imap_search_done, &error)) < 0) {
 		if (rc == -2)
 			imap_no(s, "%s", error);

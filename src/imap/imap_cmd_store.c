@@ -295,7 +295,7 @@ static void imap_copy(struct imap_session *s, const struct imap_arg *args, bool 
 	const char *error;
 	uint32_t *uids;
 
-	if (args[0].type == IMAP_ARG_EOL || imap_mailbox_name(&args[1], name, sizeof(name)) < 0 ||
+	if (args[0].type == IMAP_ARG_EOL || imap_mailbox_name(s, &args[1], name, sizeof(name)) < 0 ||
 	    args[2].type != IMAP_ARG_EOL) {
 		imap_bad(s, "%s needs a sequence set and a mailbox", move ? "MOVE" : "COPY");
 		return;

@@ -124,6 +124,7 @@ struct imap_session {
 	struct imap_parser *parser;
 	struct event *delay;       /* a delayed login failure */
 	struct event *login_timer; /* imap.timeout_login */
+	bool ip_counted;           /* counted in imap.max_connections_per_ip */
 
 	/* The command in progress. */
 	char tag[IMAP_TAG_MAX];
@@ -135,6 +136,7 @@ struct imap_session {
 	char account[STORE_ADDR_MAX + 1];
 	bool condstore; /* enabled (RFC 7162 3.1) */
 	bool qresync;   /* enabled (RFC 7162 3.2): VANISHED instead of EXPUNGE */
+	bool rev2;      /* ENABLE IMAP4rev2 (RFC 9051): no \Recent, ESEARCH, UTF-8 names */
 	struct imap_view view;
 	struct imap_fetch *fetch;
 	struct imap_append *append;
@@ -204,8 +206,10 @@ imap_cmd_fn imap_cmd_select, imap_cmd_examine, imap_cmd_create, imap_cmd_delete,
 	imap_cmd_rename, imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_list, imap_cmd_lsub,
 	imap_cmd_status, imap_cmd_close, imap_cmd_unselect, imap_cmd_check;
 /* The name a client gave, "inbox" in any case as "INBOX", a trailing "/"
- * removed; -1 for a name that cannot be a mailbox. */
-int imap_mailbox_name(const struct imap_arg *arg, char *buf, size_t size);
+ * removed, modified UTF-7 decoded in an IMAP4rev1 session; -1 for a name
+ * that cannot be a mailbox. */
+int imap_mailbox_name(struct imap_session *s, const struct imap_arg *arg, char *buf,
+		      size_t size);
 
 /* ---- imap_view.c ------------------------------------------------------- */
 /* Opens the view (watch first, then read): 0, or -1 if the mailbox is gone. */
@@ -277,5 +281,14 @@ const char *imap_arg_string(const struct imap_arg *arg, size_t *len_r);
 /* Case-insensitive substring search. */
 bool imap_memcasemem(const char *hay, size_t hay_len, const char *needle, size_t needle_len);
 int imap_uid_cmp(const void *a, const void *b);
+/* Mailbox names on the wire.  Stored names are UTF-8; an IMAP4rev1
+ * session sees them in modified UTF-7 (RFC 3501 5.1.3), an IMAP4rev2 one
+ * as UTF-8 (RFC 9051 5.1).  Both return 0, or -1 for input that is not
+ * valid (bad UTF-8; a "&" run that is not canonical modified UTF-7) or a
+ * result over size octets with its NUL. */
+int imap_mutf7_encode(const char *utf8, char *out, size_t size);
+int imap_mutf7_decode(const char *in, size_t len, char *out, size_t size);
+/* A stored name as the session sees it, as an astring. */
+void imap_write_mailbox(struct imap_session *s, const char *name);
 
 #endif

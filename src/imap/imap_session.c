@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "lib/conn.h"
+#include "lib/iplimit.h"
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "lib/xalloc.h"
@@ -279,12 +280,46 @@ void imap_ref(struct imap_session *s)
 	s->refs++;
 }
 
+/* imap.max_connections_per_ip: counted as "imap:IP" in the process's
+ * iplimit table (shared with SMTP, which counts the bare IP). */
+static void imap_session_limit_key(const struct imap_session *s, char *key, size_t size)
+{
+	snprintf(key, size, "imap:%s", s->peer_ip);
+}
+
+static void imap_session_uncount(struct imap_session *s)
+{
+	char key[80];
+
+	imap_session_limit_key(s, key, sizeof(key));
+	iplimit_release(iplimit_process(), key);
+	s->ip_counted = false;
+}
+
+/* Counts the connection; false when the IP already has the most. */
+static bool imap_session_count(struct imap_session *s)
+{
+	unsigned max = (unsigned)settings_get_int("imap.max_connections_per_ip");
+	struct iplimit *l = iplimit_process();
+	char key[80];
+
+	if (l == NULL)
+		return true;
+	imap_session_limit_key(s, key, sizeof(key));
+	if (iplimit_acquire(l, key, max) < 0)
+		return false;
+	s->ip_counted = true;
+	return true;
+}
+
 static void imap_destroy(struct imap_session *s)
 {
 	if (s->delay != NULL)
 		event_free(s->delay);
 	if (s->login_timer != NULL)
 		event_free(s->login_timer);
+	if (s->ip_counted)
+		imap_session_uncount(s);
 	imap_view_close(s);
 	imap_fetch_free(&s->fetch);
 	imap_append_free(&s->append);
@@ -554,6 +589,17 @@ struct imap_session *imap_session_new(const struct imap_env *env, bool implicit_
 	log_info("imap", "s=%s event=connect service=%s ip=%s", s->id,
 		 implicit_tls ? "imaps" : "imap", s->peer_ip);
 	imap_trace(s, "connect", "service=%s", implicit_tls ? "imaps" : "imap");
+	if (!imap_session_count(s)) {
+		log_info("imap", "s=%s event=refused ip=%s reason=max_connections_per_ip", s->id,
+			 s->peer_ip);
+		imap_trace(s, "refused", "too many connections from this IP "
+					 "(imap.max_connections_per_ip)");
+		imap_untagged(s, "BYE [UNAVAILABLE] Too many connections from your address "
+				 "(imap.max_connections_per_ip=%lld)",
+			      (long long)settings_get_int("imap.max_connections_per_ip"));
+		imap_close(s);
+		return s;
+	}
 	imap_capabilities(s, caps, sizeof(caps));
 	imap_untagged(s, "OK [CAPABILITY %s] %s Keel IMAP4rev1 server ready", caps, s->hostname);
 	return s;

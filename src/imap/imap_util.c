@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/utf8.h"
 #include "lib/xalloc.h"
 
 static const char *const imap_months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -222,4 +223,211 @@ int imap_uid_cmp(const void *a, const void *b)
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/* ---- mailbox names: modified UTF-7 (RFC 3501 5.1.3) for IMAP4rev1 ------------ */
+
+static const char imap_mutf7_alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+
+/* The code point of the UTF-8 sequence at s (n octets, from utf8_seq_len). */
+static uint32_t imap_utf8_decode(const unsigned char *s, size_t n)
+{
+	static const unsigned char lead_mask[] = { 0, 0x7f, 0x1f, 0x0f, 0x07 };
+	uint32_t cp = s[0] & lead_mask[n];
+
+	for (size_t i = 1; i < n; i++)
+		cp = cp << 6 | (s[i] & 0x3fu);
+	return cp;
+}
+
+static size_t imap_utf8_encode(uint32_t cp, char *out)
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | cp >> 6);
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | cp >> 12);
+		out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | cp >> 18);
+	out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+struct imap_out {
+	char *buf;
+	size_t size, len;
+	bool overflow;
+};
+
+static void imap_out_add(struct imap_out *o, const char *s, size_t n)
+{
+	if (o->overflow || n >= o->size - o->len) {
+		o->overflow = true;
+		return;
+	}
+	memcpy(o->buf + o->len, s, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
+
+/* The UTF-16 units of a run of non-ASCII characters, base64'd, in "&...-". */
+static void imap_mutf7_run(struct imap_out *o, const uint16_t *units, size_t n)
+{
+	uint32_t bits = 0;
+	unsigned nbits = 0;
+
+	imap_out_add(o, "&", 1);
+	for (size_t i = 0; i < n; i++) {
+		bits = bits << 16 | units[i];
+		nbits += 16;
+		while (nbits >= 6) {
+			nbits -= 6;
+			imap_out_add(o, &imap_mutf7_alphabet[bits >> nbits & 0x3f], 1);
+		}
+		bits &= (1u << nbits) - 1;
+	}
+	if (nbits > 0)
+		imap_out_add(o, &imap_mutf7_alphabet[bits << (6 - nbits) & 0x3f], 1);
+	imap_out_add(o, "-", 1);
+}
+
+int imap_mutf7_encode(const char *utf8, char *out, size_t size)
+{
+	struct imap_out o = { out, size, 0, size == 0 };
+	const unsigned char *s = (const unsigned char *)utf8;
+	size_t len = strlen(utf8), i = 0;
+
+	if (size > 0)
+		out[0] = '\0';
+	while (i < len) {
+		uint16_t units[2 * 64];
+		size_t n_units = 0;
+
+		if (s[i] >= 0x20 && s[i] < 0x7f) {
+			imap_out_add(&o, s[i] == '&' ? "&-" : (const char *)&s[i], s[i] == '&' ? 2 : 1);
+			i++;
+			continue;
+		}
+		while (i < len && (s[i] < 0x20 || s[i] >= 0x7f) && n_units + 2 <= 2 * 64) {
+			size_t n = utf8_seq_len(s + i, len - i);
+			uint32_t cp;
+			if (n == 0)
+				return -1;
+			cp = imap_utf8_decode(s + i, n);
+			if (cp >= 0x10000) {
+				units[n_units++] = (uint16_t)(0xd800 + ((cp - 0x10000) >> 10));
+				units[n_units++] = (uint16_t)(0xdc00 + ((cp - 0x10000) & 0x3ff));
+			} else {
+				units[n_units++] = (uint16_t)cp;
+			}
+			i += n;
+		}
+		imap_mutf7_run(&o, units, n_units);
+	}
+	return o.overflow ? -1 : 0;
+}
+
+/* One "&...-" run at in (just past the "&", up to end): its characters as
+ * UTF-8; returns the octets consumed through the "-", or 0 if invalid. */
+static size_t imap_mutf7_decode_run(const char *in, const char *end, struct imap_out *o)
+{
+	const char *p = in;
+	uint32_t bits = 0, high = 0;
+	unsigned nbits = 0;
+	char u[4];
+
+	for (; p < end && *p != '-'; p++) {
+		const char *d = strchr(imap_mutf7_alphabet, *p);
+		if (*p == '\0' || d == NULL)
+			return 0;
+		bits = bits << 6 | (uint32_t)(d - imap_mutf7_alphabet);
+		nbits += 6;
+		if (nbits < 16)
+			continue;
+		nbits -= 16;
+		uint32_t unit = bits >> nbits & 0xffff;
+		bits &= (1u << nbits) - 1;
+		if (unit >= 0xd800 && unit < 0xdc00 && high == 0) {
+			high = unit;
+			continue;
+		}
+		if ((unit >= 0xdc00 && unit < 0xe000) != (high != 0))
+			return 0; /* a lone surrogate */
+		uint32_t cp = high != 0 ? 0x10000 + ((high - 0xd800) << 10) + (unit - 0xdc00) : unit;
+		high = 0;
+		if (cp >= 0x20 && cp < 0x7f)
+			return 0; /* printable ASCII is never encoded */
+		imap_out_add(o, u, imap_utf8_encode(cp, u));
+	}
+	/* "&-" is "&"; otherwise at least one character, no pending
+	 * surrogate, and only zero padding bits (fewer than 6) left. */
+	if (p == end || high != 0 || nbits >= 6 || bits != 0)
+		return 0;
+	if (p == in)
+		imap_out_add(o, "&", 1);
+	return (size_t)(p - in) + 1;
+}
+
+int imap_mutf7_decode(const char *in, size_t len, char *out, size_t size)
+{
+	struct imap_out o = { out, size, 0, size == 0 };
+	const char *end = in + len;
+
+	if (size > 0)
+		out[0] = '\0';
+	while (in < end) {
+		if ((unsigned char)*in < 0x20 || (unsigned char)*in >= 0x7f)
+			return -1;
+		if (*in != '&') {
+			imap_out_add(&o, in++, 1);
+			continue;
+		}
+		size_t n = imap_mutf7_decode_run(in + 1, end, &o);
+		if (n == 0)
+			return -1;
+		in += 1 + n;
+	}
+	return o.overflow ? -1 : 0;
+}
+
+void imap_write_mailbox(struct imap_session *s, const char *name)
+{
+	char buf[4 * STORE_MAILBOX_MAX + 8];
+	size_t len = strlen(name);
+	bool quotable = len <= 1024;
+
+	if (!s->rev2) {
+		if (imap_mutf7_encode(name, buf, sizeof(buf)) == 0)
+			name = buf;
+		imap_write_astring(s, name, strlen(name));
+		return;
+	}
+	/* IMAP4rev2 quoted strings may hold UTF-8 (RFC 9051 9, QUOTED-CHAR). */
+	for (size_t i = 0; i < len && quotable; i++)
+		quotable = name[i] != '\r' && name[i] != '\n';
+	for (size_t i = 0, n; i < len && quotable; i += n)
+		quotable = (n = utf8_seq_len((const unsigned char *)name + i, len - i)) != 0;
+	if (!quotable) {
+		imap_write_astring(s, name, len);
+		return;
+	}
+	imap_write(s, "\"", 1);
+	for (size_t i = 0; i < len; i++) {
+		if (name[i] == '"' || name[i] == '\\')
+			imap_write(s, "\\", 1);
+		imap_write(s, &name[i], 1);
+	}
+	imap_write(s, "\"", 1);
 }

@@ -97,8 +97,11 @@ int imap_view_open(struct imap_session *s, const struct store_mailbox *m, bool r
 	 * but newer than highestmodseq: the first sync sees them again and
 	 * finds them known, which is harmless. */
 	next = v->n > 0 ? v->msgs[v->n - 1].uid + 1 : 1;
-	first_recent = readonly ? imap_recent_peek(s->env->recent, now.id)
-				: imap_recent_claim(s->env->recent, now.id, next);
+	/* An IMAP4rev2 session has no \Recent: it claims none, so that a
+	 * rev1 session opening the mailbox later still sees them. */
+	first_recent = s->rev2	  ? UINT32_MAX
+		       : readonly ? imap_recent_peek(s->env->recent, now.id)
+				  : imap_recent_claim(s->env->recent, now.id, next);
 	*recent_r = imap_view_mark_recent(v, 0, first_recent);
 	return 0;
 }
@@ -235,7 +238,7 @@ void imap_write_flags(struct imap_session *s, const struct imap_msg *m)
 			first = false;
 		}
 	}
-	if (m->flags & IMAP_MSG_RECENT) {
+	if ((m->flags & IMAP_MSG_RECENT) && !s->rev2) {
 		imap_printf(s, "%s\\Recent", first ? "" : " ");
 		first = false;
 	}
@@ -402,7 +405,7 @@ void imap_view_sync(struct imap_session *s, bool allow_expunge, const uint32_t *
 	free(list);
 	if (allow_expunge && v->n_expunged > 0)
 		imap_view_expunge_now(s);
-	if (added > 0) {
+	if (added > 0 && !s->rev2) {
 		uint32_t first_recent = v->readonly
 			? imap_recent_peek(s->env->recent, v->mailbox_id)
 			: imap_recent_claim(s->env->recent, v->mailbox_id, v->msgs[v->n - 1].uid + 1);
@@ -414,7 +417,8 @@ void imap_view_sync(struct imap_session *s, bool allow_expunge, const uint32_t *
 			recent += (v->msgs[i].flags & IMAP_MSG_RECENT) != 0;
 		if (added > 0) {
 			imap_untagged(s, "%zu EXISTS", v->n);
-			imap_untagged(s, "%u RECENT", recent);
+			if (!s->rev2)
+				imap_untagged(s, "%u RECENT", recent);
 		}
 	}
 }

@@ -85,6 +85,32 @@ static void test_casemem(void)
 	CHECK(imap_memcasemem("", 0, "", 0));
 }
 
+/* RFC 3501 5.1.3 modified UTF-7, and its canonical-form checks. */
+static void test_mutf7(void)
+{
+	char buf[64];
+
+	CHECK_INT(imap_mutf7_encode("Entw\xc3\xbcrfe/Sp\xc3\xa4t", buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "Entw&APw-rfe/Sp&AOQ-t");
+	CHECK_INT(imap_mutf7_encode("a&b", buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "a&-b");
+	/* Outside the BMP: a surrogate pair. */
+	CHECK_INT(imap_mutf7_encode("\xf0\x9f\x93\xa7", buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "&2D3c5w-");
+	CHECK_INT(imap_mutf7_decode("&2D3c5w-", 8, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "\xf0\x9f\x93\xa7");
+	CHECK_INT(imap_mutf7_decode("Entw&APw-rfe", 12, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "Entw\xc3\xbcrfe");
+	CHECK_INT(imap_mutf7_decode("a&-b", 4, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "a&b");
+	CHECK_INT(imap_mutf7_decode("&AGE-", 5, buf, sizeof(buf)), -1); /* "a" encoded */
+	CHECK_INT(imap_mutf7_decode("&APw", 4, buf, sizeof(buf)), -1);  /* no "-" */
+	CHECK_INT(imap_mutf7_decode("&2D0-", 5, buf, sizeof(buf)), -1); /* lone surrogate */
+	CHECK_INT(imap_mutf7_decode("&APx-", 5, buf, sizeof(buf)), -1); /* bits left over */
+	CHECK_INT(imap_mutf7_encode("\xff", buf, sizeof(buf)), -1);     /* not UTF-8 */
+	CHECK_INT(imap_mutf7_encode("\xc3\xbc\xc3\xbc\xc3\xbc", buf, 6), -1); /* too long */
+}
+
 int main(void)
 {
 	TEST_RUN(test_dates);
@@ -92,5 +118,6 @@ int main(void)
 	TEST_RUN(test_flags);
 	TEST_RUN(test_recent);
 	TEST_RUN(test_casemem);
+	TEST_RUN(test_mutf7);
 	return test_summary();
 }

@@ -117,7 +117,8 @@ keelctl_run_fn keelctl_cmd_domain_add, keelctl_cmd_domain_alias, keelctl_cmd_dom
     keelctl_cmd_domain_del, keelctl_cmd_domain_set, keelctl_cmd_domain_check;
 keelctl_run_fn keelctl_cmd_user_add, keelctl_cmd_user_list, keelctl_cmd_user_show,
     keelctl_cmd_user_passwd, keelctl_cmd_user_rename, keelctl_cmd_user_set,
-    keelctl_cmd_user_disable, keelctl_cmd_user_enable, keelctl_cmd_user_del;
+    keelctl_cmd_user_disable, keelctl_cmd_user_enable, keelctl_cmd_user_del,
+    keelctl_cmd_user_unsuspend;
 keelctl_run_fn keelctl_cmd_alias_add, keelctl_cmd_alias_list, keelctl_cmd_alias_del;
 keelctl_run_fn keelctl_cmd_group_add, keelctl_cmd_group_del, keelctl_cmd_group_list,
     keelctl_cmd_group_member_add, keelctl_cmd_group_member_del;
@@ -126,6 +127,16 @@ keelctl_run_fn keelctl_cmd_config_list, keelctl_cmd_config_get, keelctl_cmd_conf
 keelctl_run_fn keelctl_cmd_queue_list, keelctl_cmd_queue_show, keelctl_cmd_queue_hold,
     keelctl_cmd_queue_release, keelctl_cmd_queue_retry, keelctl_cmd_queue_delete,
     keelctl_cmd_queue_bounce, keelctl_cmd_queue_stats, keelctl_cmd_jobs;
+/* keelctl_cmd_trace.c: puts --since/--until (either may be NULL) into args
+ * as epoch seconds; -1 after a usage error, printed. */
+int keelctl_trace_times(struct keelctl *ctl, json_t *args, const char *since, const char *until);
 keelctl_run_fn keelctl_cmd_trace, keelctl_cmd_audit, keelctl_cmd_audit_verify;
+keelctl_run_fn keelctl_cmd_intercept_add, keelctl_cmd_intercept_list, keelctl_cmd_intercept_del,
+    keelctl_cmd_trace_export;
+keelctl_run_fn keelctl_cmd_check;
+keelctl_run_fn keelctl_cmd_ipgroup_add, keelctl_cmd_ipgroup_del, keelctl_cmd_ipgroup_list,
+    keelctl_cmd_ipgroup_test, keelctl_cmd_ipgroup_entry_add, keelctl_cmd_ipgroup_entry_del;
+keelctl_run_fn keelctl_cmd_service_set, keelctl_cmd_service_list;
+keelctl_run_fn keelctl_cmd_auth_blocks, keelctl_cmd_auth_unblock;
 
 #endif

@@ -24,8 +24,7 @@ static void keelctl_trace_time(json_int_t t, char *buf, size_t size)
 	strftime(buf, size, "%Y-%m-%d %H:%M:%S", localtime_r(&tt, &tm));
 }
 
-/* Puts --since/--until into args as epoch seconds; -1 after a usage error. */
-static int keelctl_trace_times(struct keelctl *ctl, json_t *args, const char *since,
+int keelctl_trace_times(struct keelctl *ctl, json_t *args, const char *since,
 			       const char *until)
 {
 	const char *const names[] = { "since", "until" }, *const values[] = { since, until };

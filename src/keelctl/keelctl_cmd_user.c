@@ -1,4 +1,5 @@
-/* keelctl user add | list | show | passwd | rename | set | disable | enable | del */
+/* keelctl user add | list | show | passwd | rename | set | disable | enable | unsuspend |
+ * del */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,14 @@ static void keelctl_user_show_print(json_t *u)
 	                    json_is_true(json_object_get(u, "enabled")) ? "yes" : "no");
 	keelctl_output_time(json_integer_value(json_object_get(u, "created")), buf, sizeof(buf));
 	keelctl_output_pair("created", 8, "%s", buf);
+	if (json_is_true(json_object_get(u, "send_suspended"))) {
+		keelctl_output_time(json_integer_value(json_object_get(u, "suspended_at")), buf,
+		                    sizeof(buf));
+		keelctl_output_pair("sending", 8, "suspended since %s: %s (keelctl user unsuspend)",
+		                    buf, keelctl_user_str(u, "suspended_reason"));
+	} else {
+		keelctl_output_pair("sending", 8, "allowed");
+	}
 	keelctl_user_show_list("aliases", json_object_get(u, "aliases"));
 	keelctl_user_show_list("groups", json_object_get(u, "groups"));
 	putchar('\n');
@@ -283,6 +292,12 @@ int keelctl_cmd_user_disable(struct keelctl *ctl, int argc, char **argv)
 int keelctl_cmd_user_enable(struct keelctl *ctl, int argc, char **argv)
 {
 	return keelctl_user_simple(ctl, argc, argv, "user.enable", "enabled user {address}");
+}
+
+int keelctl_cmd_user_unsuspend(struct keelctl *ctl, int argc, char **argv)
+{
+	return keelctl_user_simple(ctl, argc, argv, "user.unsuspend",
+	                           "user {address} may send again; its counters restart now");
 }
 
 int keelctl_cmd_user_del(struct keelctl *ctl, int argc, char **argv)

@@ -8,9 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access/access_policy.h"
+#include "lib/conn.h"
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "lib/xalloc.h"
+#include "store/store.h"
 
 struct session {
 	struct session *prev, *next;
@@ -20,6 +23,7 @@ struct session {
 	struct smtp_session *smtp; /* an SMTP session */
 	struct pop3_session *pop3; /* a POP3 session */
 	struct imap_session *imap; /* an IMAP session */
+	struct conn *refused;      /* a client refused by an access rule */
 	unsigned long id;
 	char peer[INET6_ADDRSTRLEN + 8];
 };
@@ -127,6 +131,90 @@ static bool session_imap_start(struct session_env *env, struct session *s, int f
 	return true;
 }
 
+/* ---- refusal by an access rule (docs/access.md) ---------------------------- */
+
+static void session_refused_read(struct conn *conn, void *ctx)
+{
+	/* Whatever the client says, the answer was given: wait for the close. */
+}
+
+static void session_refused_close(struct conn *conn, enum conn_close_reason reason, void *ctx)
+{
+	struct session *s = ctx;
+
+	s->refused = NULL;
+	session_unlink(s);
+	free(s);
+}
+
+static const struct conn_callbacks session_refused_callbacks = {
+	.on_read = session_refused_read,
+	.on_close = session_refused_close,
+};
+
+/* Each protocol's own refusal: a 554 greeting, an untagged BYE, an -ERR
+ * greeting.  The client hears the rule; the log hears the detail too. */
+static void session_refusal_text(enum service service, const char *hostname, const char *rule,
+				 char *buf, size_t size)
+{
+	switch (service) {
+	case SERVICE_IMAP:
+	case SERVICE_IMAPS:
+		snprintf(buf, size, "* BYE Access denied (%s)\r\n", rule);
+		break;
+	case SERVICE_POP3:
+	case SERVICE_POP3S:
+		snprintf(buf, size, "-ERR Access denied (%s)\r\n", rule);
+		break;
+	default:
+		snprintf(buf, size, "554 5.7.1 %s Access denied (%s)\r\n", hostname, rule);
+		break;
+	}
+}
+
+/* event "refused" (detail "rule=RULE: WHY") or "access" (a client a group
+ * let in: "allowed by RULE: WHY"). */
+static void session_access_trace(struct session_env *env, struct session *s, bool refused,
+				 const char *rule, const char *why)
+{
+	struct store_trace_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.time = time(NULL);
+	snprintf(e.event, sizeof(e.event), "%s", refused ? "refused" : "access");
+	snprintf(e.protocol, sizeof(e.protocol), "%s", service_name(s->service));
+	snprintf(e.client_ip, sizeof(e.client_ip), "%s", s->peer);
+	snprintf(e.session, sizeof(e.session), "%lx", s->id);
+	if (refused)
+		snprintf(e.detail, sizeof(e.detail), "rule=%s: %s", rule, why);
+	else
+		snprintf(e.detail, sizeof(e.detail), "allowed by %s: %s", rule, why);
+	store_trace_defer(env->store, &e, 1);
+}
+
+/* Answers and closes a connection the service's access rules refuse (over
+ * TLS on an implicit-TLS port): true when it did. */
+static bool session_refused(struct session_env *env, struct session *s, int fd,
+			    const struct sockaddr *sa, SSL_CTX *tls, const char *hostname)
+{
+	char rule[256], why[256], text[1024];
+
+	if (access_service_check(service_name(s->service), sa, rule, why, sizeof(why)) == 0) {
+		if (why[0] != '\0') /* a group let it in */
+			session_access_trace(env, s, false, rule, why);
+		return false;
+	}
+	log_info("session", "s=%lx event=refused service=%s ip=%s rule=%s reason=\"%s\"", s->id,
+		 service_name(s->service), s->peer, rule, why);
+	session_access_trace(env, s, true, rule, why);
+	session_refusal_text(s->service, hostname, rule, text, sizeof(text));
+	s->refused = conn_new(loop_base(s->loop), fd, tls, &session_refused_callbacks, s);
+	conn_set_timeout(s->refused, 30);
+	conn_printf(s->refused, "%s", text);
+	conn_close(s->refused);
+	return true;
+}
+
 void session_accept(struct session_env *env, enum service service, int fd,
 		    const struct sockaddr *sa, socklen_t sa_len, struct loop *loop)
 {
@@ -153,6 +241,10 @@ void session_accept(struct session_env *env, enum service service, int fd,
 	env->sessions = s;
 	snprintf(hostname, sizeof(hostname), "%s", env->hostname);
 	pthread_mutex_unlock(&env->lock);
+	if (session_refused(env, s, fd, sa, tls, hostname)) {
+		SSL_CTX_free(tls);
+		return;
+	}
 	SSL_CTX_free(tls); /* only checked here: each session takes its own reference */
 	if (session_smtp_start(env, s, fd, hostname) || session_pop3_start(env, s, fd, hostname) ||
 	    session_imap_start(env, s, fd, hostname))
@@ -192,6 +284,7 @@ static void session_close_on_loop(void *arg)
 		smtp_session_free(&mine[i]->smtp);
 		pop3_session_free(&mine[i]->pop3);
 		imap_session_free(&mine[i]->imap);
+		conn_free(&mine[i]->refused);
 		session_unlink(mine[i]);
 		free(mine[i]);
 	}

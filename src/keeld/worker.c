@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "access/access_policy.h"
+#include "access/dnsbl.h"
 #include "admin/admin.h"
 #include "auth/relay_window.h"
 #include "auth/throttle.h"
@@ -377,6 +379,7 @@ static void worker_loop_deinit(void *arg)
 
 	store_reader_close(&reader);
 	loop_set_data(loop_current(), NULL);
+	dnsbl_loop_deinit();
 }
 
 struct worker_sync {
@@ -506,6 +509,7 @@ static int worker_open_store(struct worker *w)
 		return -1;
 	}
 	settings_load(reader);
+	access_start(reader);
 	store_reader_close(&reader);
 	return 0;
 }
@@ -588,12 +592,14 @@ static void worker_shutdown(struct worker *w)
 	worker_quiesce(w);
 	usleep(WORKER_STOP_FLUSH_MS * 1000);
 	session_close_all(&w->env, w->loops);
+	pipeline_set_workpool(w->pipeline, NULL);
 	workpool_stop(&w->workpool);
 	worker_quiesce(w);
 	for (unsigned i = 0; i < loop_pool_count(w->loops); i++)
 		loop_post(loop_pool_get(w->loops, i), worker_loop_deinit, NULL);
 	loop_pool_stop(&w->loops);
 	store_close(&w->store);
+	access_stop();
 	session_env_deinit(&w->env);
 	pipeline_free(&w->pipeline);
 	auth_throttle_free(&w->throttle);
@@ -645,6 +651,7 @@ int worker_main(void)
 	session_env_init(&w.env, w.config.hostname, worker_tls_get, &w, w.store);
 	w.pipeline = pipeline_new(w.store);
 	pipeline_set_hostname(w.pipeline, w.config.hostname);
+	pipeline_set_workpool(w.pipeline, w.workpool);
 	w.throttle = auth_throttle_new();
 	w.iplimit = iplimit_new();
 	w.env.smtp.pipeline = w.pipeline;

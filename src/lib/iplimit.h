@@ -13,4 +13,9 @@ int iplimit_acquire(struct iplimit *l, const char *ip, unsigned max);
 void iplimit_release(struct iplimit *l, const char *ip);
 unsigned iplimit_count(struct iplimit *l, const char *ip);
 
+/* The table of this process: the first one made and not yet freed (the
+ * worker makes one); NULL if none.  Services that count in it apart from
+ * SMTP key their entries "SERVICE:IP" ("imap:192.0.2.1"). */
+struct iplimit *iplimit_process(void);
+
 #endif

@@ -13,14 +13,7 @@
 #include "mail/dsn.h"
 #include "mail/header.h"
 #include "mail/maildate.h"
-
-struct pipeline {
-	struct store *store;
-	pthread_mutex_t lock;
-	char hostname[256];
-	pipeline_queued_cb *queued_cb; /* under lock */
-	void *queued_arg;
-};
+#include "pipeline/pipeline_private.h"
 
 /* One message on its way through; lives until its store writes answer. */
 struct pipeline_job {
@@ -51,6 +44,7 @@ struct pipeline *pipeline_new(struct store *store)
 	p->store = store;
 	pthread_mutex_init(&p->lock, NULL);
 	snprintf(p->hostname, sizeof(p->hostname), "localhost");
+	p->intercepts = pipeline_intercepts_new();
 	return p;
 }
 
@@ -59,6 +53,7 @@ void pipeline_free(struct pipeline **pp)
 	if (*pp == NULL)
 		return;
 	pthread_mutex_destroy(&(*pp)->lock);
+	pipeline_intercepts_free(&(*pp)->intercepts);
 	free(*pp);
 	*pp = NULL;
 }
@@ -67,6 +62,13 @@ void pipeline_set_hostname(struct pipeline *p, const char *hostname)
 {
 	pthread_mutex_lock(&p->lock);
 	snprintf(p->hostname, sizeof(p->hostname), "%s", hostname);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void pipeline_set_workpool(struct pipeline *p, struct workpool *pool)
+{
+	pthread_mutex_lock(&p->lock);
+	p->workpool = pool;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -92,6 +94,26 @@ static void pipeline_hostname(struct pipeline *p, char *buf, size_t size)
 	pthread_mutex_lock(&p->lock);
 	snprintf(buf, size, "%s", p->hostname);
 	pthread_mutex_unlock(&p->lock);
+}
+
+void pipeline_get_hostname(struct pipeline *p, char *buf, size_t size)
+{
+	pipeline_hostname(p, buf, size);
+}
+
+/* Interception (docs/trace.md): once the message is durable, the accounts
+ * under an order that received it (delivered to them) or sent it. */
+static void pipeline_intercept_job(struct pipeline_job *job)
+{
+	int64_t *users = xcalloc(job->n_local > 0 ? job->n_local : 1, sizeof(*users));
+	struct pipeline_copy_src src = { .env = &job->env, .protocol = job->protocol,
+					 .data = job->data, .size = job->size, .users = users };
+
+	for (size_t i = 0; i < job->n_local; i++)
+		if (job->outcome[i].status == 0)
+			users[src.n_users++] = job->local[i].user_id;
+	pipeline_intercept_copy(job->p, &src, job->loop);
+	free(users);
 }
 
 static void pipeline_job_free(struct pipeline_job *job)
@@ -154,6 +176,22 @@ static void pipeline_dsn_done(const struct pipeline_result *result, void *ctx)
 }
 
 static void pipeline_submit_dsn(struct pipeline_job *job, const char *msg, size_t len);
+
+struct pipeline_target *pipeline_targets_of(const struct directory_result *res, size_t *n_r)
+{
+	struct pipeline_target *targets = xcalloc(res->n_users + res->n_remote + 1, sizeof(*targets));
+	size_t n = 0;
+
+	for (size_t i = 0; i < res->n_users; i++, n++) {
+		targets[n].user_id = res->users[i].id;
+		snprintf(targets[n].address, sizeof(targets[n].address), "%s",
+			 res->users[i].address);
+	}
+	for (size_t i = 0; i < res->n_remote; i++, n++)
+		snprintf(targets[n].address, sizeof(targets[n].address), "%s", res->remote[i]);
+	*n_r = n;
+	return targets;
+}
 
 /* A delivery status notification for the local targets that failed. */
 static void pipeline_bounce(struct pipeline_job *job)
@@ -227,6 +265,7 @@ static void pipeline_finish(struct pipeline_job *job)
 		pipeline_trace_outcome(job);
 		if (result.failed > 0)
 			pipeline_bounce(job);
+		pipeline_intercept_job(job);
 	}
 	job->cb(&result, job->ctx);
 	pipeline_job_free(job);
@@ -289,7 +328,7 @@ static void pipeline_queue_remote(struct pipeline_job *job, const struct pipelin
 				    .events = events };
 	size_t n = 0;
 
-	if (job->n_local == 0) {
+	if (job->n_local == 0 && m->n_events > 0) {
 		memcpy(events, m->events, m->n_events * sizeof(*events));
 		d.n_events = m->n_events;
 	}
@@ -378,14 +417,7 @@ static int pipeline_submit_dsn_to(struct pipeline *p, const char *sender, const 
 		directory_result_free(&res);
 		return -1;
 	}
-	targets = xcalloc(res.n_users + res.n_remote, sizeof(*targets));
-	for (size_t i = 0; i < res.n_users; i++, n++) {
-		targets[n].user_id = res.users[i].id;
-		snprintf(targets[n].address, sizeof(targets[n].address), "%s",
-			 res.users[i].address);
-	}
-	for (size_t i = 0; i < res.n_remote; i++, n++)
-		snprintf(targets[n].address, sizeof(targets[n].address), "%s", res.remote[i]);
+	targets = pipeline_targets_of(&res, &n);
 	snprintf(rcpt.address, sizeof(rcpt.address), "%s", sender);
 	rcpt.notify = DSN_NOTIFY_NEVER;
 	mail_queue_id_generate(m.env.queue_id, sizeof(m.env.queue_id));

@@ -24,6 +24,7 @@
 
 struct loop;
 struct pipeline;
+struct workpool;
 
 /* A recipient as the client gave it (RCPT TO), for DSNs and the trace. */
 struct pipeline_rcpt {
@@ -72,6 +73,10 @@ void pipeline_free(struct pipeline **p);
 /* The reporting host name for DSNs, changed on reload; on the admin loop
  * while others read it: the pipeline keeps its own copy under a lock. */
 void pipeline_set_hostname(struct pipeline *p, const char *hostname);
+/* The pool for blocking file writes (interception's --dir copies); any
+ * thread.  Set it to NULL before stopping the pool.  Without one those
+ * writes run on the submitting loop. */
+void pipeline_set_workpool(struct pipeline *p, struct workpool *pool);
 
 /* Copies what it needs from m before returning. */
 void pipeline_submit(struct pipeline *p, const struct pipeline_message *m, struct loop *loop,

@@ -59,6 +59,8 @@ struct pop3_session {
 	bool closed;
 	unsigned errors;
 	struct event *delay;
+	struct event *login_timer; /* pop3.timeout_login */
+	bool ip_counted;           /* counted in pop3.max_connections_per_ip */
 
 	char user[POP3_USERPASS_MAX + 1]; /* from USER */
 	bool locked;

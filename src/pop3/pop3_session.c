@@ -12,6 +12,7 @@
 #include "auth/throttle.h"
 #include "lib/base64.h"
 #include "lib/conn.h"
+#include "lib/iplimit.h"
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "lib/xalloc.h"
@@ -111,8 +112,39 @@ void pop3_ref(struct pop3_session *s)
 	s->refs++;
 }
 
+/* pop3.max_connections_per_ip: counted as "pop3:IP" in the process's
+ * iplimit table (shared with SMTP, which counts the bare IP). */
+static void pop3_session_limit_key(const struct pop3_session *s, char *key, size_t size)
+{
+	snprintf(key, size, "pop3:%s", s->peer_ip);
+}
+
+/* Counts the connection; false when the IP already has the most. */
+static bool pop3_session_count(struct pop3_session *s)
+{
+	unsigned max = (unsigned)settings_get_int("pop3.max_connections_per_ip");
+	struct iplimit *l = iplimit_process();
+	char key[80];
+
+	if (l == NULL)
+		return true;
+	pop3_session_limit_key(s, key, sizeof(key));
+	if (iplimit_acquire(l, key, max) < 0)
+		return false;
+	s->ip_counted = true;
+	return true;
+}
+
 static void pop3_destroy(struct pop3_session *s)
 {
+	char key[80];
+
+	if (s->ip_counted) {
+		pop3_session_limit_key(s, key, sizeof(key));
+		iplimit_release(iplimit_process(), key);
+	}
+	if (s->login_timer != NULL)
+		event_free(s->login_timer);
 	if (s->locked)
 		pop3_lock_release(s->env->locks, s->user_id);
 	if (s->delay != NULL)
@@ -195,10 +227,8 @@ static void pop3_delayed_failure(evutil_socket_t fd, short what, void *arg)
 
 static void pop3_login_failed(struct pop3_session *s, const char *username)
 {
-	unsigned ms = auth_throttle_failure(
-		s->env->throttle, s->peer_ip, username,
-		(unsigned)settings_get_int("auth.failure_delay") * 1000,
-		(unsigned)settings_get_int("auth.failure_delay_max") * 1000, time(NULL));
+	unsigned ms = auth_throttle_login_failed(s->env->throttle, "pop3", s->peer_ip, username,
+						 time(NULL));
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	log_info("pop3", "s=%s event=auth_failed ip=%s user=%s delay_ms=%u", s->id, s->peer_ip,
@@ -257,6 +287,13 @@ static void pop3_login_done(const struct auth_login_result *r, void *ctx)
 
 static void pop3_login(struct pop3_session *s, const char *username, const char *password)
 {
+	if (auth_throttle_login_refused(s->env->throttle, "pop3", s->peer_ip, username,
+					time(NULL))) {
+		pop3_trace(s, "auth", "refused for %s: blocked (auth.block_after)", username);
+		pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
+		pop3_err(s, "[SYS/TEMP] Too many failed logins; try again later");
+		return;
+	}
 	pop3_enter_state(s, POP3_STATE_WAIT);
 	pop3_ref(s);
 	auth_login_check(s->env->workpool, s->reader, s->loop, username, password,
@@ -460,6 +497,30 @@ static const struct conn_callbacks pop3_conn_callbacks = {
 	.on_written = pop3_on_written,
 };
 
+/* pop3.timeout_login: the time from connecting to logging in, however
+ * busy the client keeps the line (the idle timeout does not end a client
+ * that sends a byte now and then). */
+static void pop3_login_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	struct timeval again = { 1, 0 };
+
+	if (s->closed || s->conn == NULL)
+		return;
+	if (s->state == POP3_STATE_WAIT) {
+		/* A password check or a failure delay: look again after it. */
+		evtimer_add(s->login_timer, &again);
+		return;
+	}
+	if (s->state != POP3_STATE_AUTHORIZATION)
+		return;
+	log_info("pop3", "s=%s event=login_timeout ip=%s", s->id, s->peer_ip);
+	pop3_trace(s, "disconnect", "login timed out (pop3.timeout_login)");
+	conn_printf(s->conn, "-ERR [SYS/TEMP] Login timed out\r\n");
+	pop3_close(s);
+}
+
 struct pop3_session *pop3_session_new(const struct pop3_env *env, bool implicit_tls, int fd,
 				      const char *peer_ip, const char *hostname,
 				      unsigned long id, struct loop *loop,
@@ -467,6 +528,7 @@ struct pop3_session *pop3_session_new(const struct pop3_env *env, bool implicit_
 {
 	struct pop3_session *s = xcalloc(1, sizeof(*s));
 	SSL_CTX *tls = implicit_tls ? env->tls_get(env->tls_arg) : NULL;
+	struct timeval login_tv = { (time_t)settings_get_int("pop3.timeout_login"), 0 };
 
 	s->env = env;
 	s->loop = loop;
@@ -483,6 +545,20 @@ struct pop3_session *pop3_session_new(const struct pop3_env *env, bool implicit_
 	log_info("pop3", "s=%s event=connect service=%s ip=%s", s->id,
 		 implicit_tls ? "pop3s" : "pop3", s->peer_ip);
 	pop3_trace(s, "connect", "service=%s", implicit_tls ? "pop3s" : "pop3");
+	if (!pop3_session_count(s)) {
+		log_info("pop3", "s=%s event=refused ip=%s reason=max_connections_per_ip", s->id,
+			 s->peer_ip);
+		pop3_trace(s, "refused", "too many connections from this IP "
+					 "(pop3.max_connections_per_ip)");
+		conn_printf(s->conn,
+			    "-ERR [SYS/TEMP] Too many connections from your address "
+			    "(pop3.max_connections_per_ip=%lld)\r\n",
+			    (long long)settings_get_int("pop3.max_connections_per_ip"));
+		pop3_close(s);
+		return s;
+	}
+	s->login_timer = evtimer_new(loop_base(loop), pop3_login_timeout, s);
+	evtimer_add(s->login_timer, &login_tv);
 	pop3_ok(s, "%s Keel POP3 server ready", s->hostname);
 	return s;
 }

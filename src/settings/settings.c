@@ -16,7 +16,8 @@
  * names the module it configures.  def is what a user would write. */
 static const char *const smtp_bare_newline_choices[] = { "reject", "normalize", NULL };
 static const char *const delivery_tls_choices[] = { "may", "require", NULL };
-static const char *const trace_level_choices[] = { "full", "delivery", NULL };
+static const char *const trace_level_choices[] = { "full", "delivery", "off", NULL };
+static const char *const smtp_unresolvable_sender_choices[] = { "no", "reject", "defer", NULL };
 
 static const struct setting_def settings_registry[] = {
     {
@@ -50,6 +51,30 @@ static const struct setting_def settings_registry[] = {
         .min = 0,
         .max = 300,
         .doc = "the longest delay before answering a failed login",
+    },
+    {
+        .key = "auth.block_after",
+        .type = SETTING_INT,
+        .def = "20",
+        .min = 0,
+        .max = 100000,
+        .doc = "failed logins from one IP, or for one account, within auth.block_window that block it for auth.block_time (0 = never block)",
+    },
+    {
+        .key = "auth.block_window",
+        .type = SETTING_DURATION,
+        .def = "15m",
+        .min = 1,
+        .max = 86400,
+        .doc = "the window in which auth.block_after failed logins count",
+    },
+    {
+        .key = "auth.block_time",
+        .type = SETTING_DURATION,
+        .def = "1h",
+        .min = 1,
+        .max = 604800,
+        .doc = "how long a blocked IP or account is refused every login (keelctl auth unblock lifts it)",
     },
     {
         .key = "smtp.max_message_size",
@@ -128,6 +153,105 @@ static const struct setting_def settings_registry[] = {
         .max = 1440,
         .doc = "minutes a successful POP3 or IMAP login lets its IP relay through the smtp service (0 = off)",
     },
+    /* Access control (docs/access.md): per service, live; a setting whose
+     * key ends in _group names an IP group, and ipgroup.del refuses to
+     * delete a group such a setting names. */
+    {
+        .key = "service.smtp.enabled",
+        .type = SETTING_BOOL,
+        .def = "yes",
+        .doc = "accept new smtp connections (no: refused with the protocol's own refusal; the listener stays bound)",
+    },
+    {
+        .key = "service.smtp.allow_group",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "IP group whose clients may connect to smtp (empty: everyone)",
+    },
+    {
+        .key = "service.submission.enabled",
+        .type = SETTING_BOOL,
+        .def = "yes",
+        .doc = "accept new submission connections (no: refused with the protocol's own refusal; the listener stays bound)",
+    },
+    {
+        .key = "service.submission.allow_group",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "IP group whose clients may connect to submission (empty: everyone)",
+    },
+    {
+        .key = "service.submissions.enabled",
+        .type = SETTING_BOOL,
+        .def = "yes",
+        .doc = "accept new submissions connections (no: refused with the protocol's own refusal; the listener stays bound)",
+    },
+    {
+        .key = "service.submissions.allow_group",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "IP group whose clients may connect to submissions (empty: everyone)",
+    },
+    {
+        .key = "service.imap.enabled",
+        .type = SETTING_BOOL,
+        .def = "yes",
+        .doc = "accept new imap connections (no: refused with the protocol's own refusal; the listener stays bound)",
+    },
+    {
+        .key = "service.imap.allow_group",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "IP group whose clients may connect to imap (empty: everyone)",
+    },
+    {
+        .key = "service.imaps.enabled",
+        .type = SETTING_BOOL,
+        .def = "yes",
+        .doc = "accept new imaps connections (no: refused with the protocol's own refusal; the listener stays bound)",
+    },
+    {
+        .key = "service.imaps.allow_group",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "IP group whose clients may connect to imaps (empty: everyone)",
+    },
+    {
+        .key = "service.pop3.enabled",
+        .type = SETTING_BOOL,
+        .def = "yes",
+        .doc = "accept new pop3 connections (no: refused with the protocol's own refusal; the listener stays bound)",
+    },
+    {
+        .key = "service.pop3.allow_group",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "IP group whose clients may connect to pop3 (empty: everyone)",
+    },
+    {
+        .key = "service.pop3s.enabled",
+        .type = SETTING_BOOL,
+        .def = "yes",
+        .doc = "accept new pop3s connections (no: refused with the protocol's own refusal; the listener stays bound)",
+    },
+    {
+        .key = "service.pop3s.allow_group",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "IP group whose clients may connect to pop3s (empty: everyone)",
+    },
+    {
+        .key = "relay.allow_group",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "IP group whose clients may relay without AUTH (empty: none)",
+    },
+    {
+        .key = "relay.open",
+        .type = SETTING_BOOL,
+        .def = "no",
+        .doc = "let everyone relay (an open relay: warned about at every start)",
+    },
     {
         .key = "pop3.allow_plaintext_auth",
         .type = SETTING_BOOL,
@@ -149,6 +273,22 @@ static const struct setting_def settings_registry[] = {
         .doc = "idle time before a POP3 session is closed (RFC 1939: at least 10 minutes)",
     },
     {
+        .key = "pop3.timeout_login",
+        .type = SETTING_DURATION,
+        .def = "60s",
+        .min = 10,
+        .max = 3600,
+        .doc = "time a POP3 client has to log in",
+    },
+    {
+        .key = "pop3.max_connections_per_ip",
+        .type = SETTING_INT,
+        .def = "20",
+        .min = 0,
+        .max = 100000,
+        .doc = "concurrent POP3 connections from one IP address (0 = no limit)",
+    },
+    {
         .key = "imap.allow_plaintext_auth",
         .type = SETTING_BOOL,
         .def = "no",
@@ -161,6 +301,14 @@ static const struct setting_def settings_registry[] = {
         .min = 10,
         .max = 3600,
         .doc = "time an IMAP client has to log in",
+    },
+    {
+        .key = "imap.max_connections_per_ip",
+        .type = SETTING_INT,
+        .def = "20",
+        .min = 0,
+        .max = 100000,
+        .doc = "concurrent IMAP connections from one IP address (0 = no limit)",
     },
     {
         .key = "imap.timeout_idle",
@@ -250,6 +398,96 @@ static const struct setting_def settings_registry[] = {
         .def = "",
         .doc = "DNS server for outbound delivery, ADDR or ADDR:PORT (empty: those of /etc/resolv.conf)",
     },
+    /* Anti-abuse (src/access, docs/abuse.md): DNS blacklists, limits per
+     * client IP, the outbreak brake.  dnsbl.zones has a syntax of its own,
+     * checked where it is used (a bad value is logged, nothing checked). */
+    {
+        .key = "dnsbl.zones",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "DNS blacklists asked at connect on the smtp service: ZONE[=reject|mark], comma-separated (reject when no action)",
+    },
+    {
+        .key = "dnsbl.timeout",
+        .type = SETTING_DURATION,
+        .def = "5s",
+        .min = 1,
+        .max = 60,
+        .doc = "how long the greeting waits for the DNS blacklists; no answer counts as not listed",
+    },
+    {
+        .key = "dnsbl.exempt_group",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "IP group whose clients are not checked against the DNS blacklists (empty: none)",
+    },
+    {
+        .key = "smtp.reject_unresolvable_sender",
+        .type = SETTING_ENUM,
+        .def = "no",
+        .choices = smtp_unresolvable_sender_choices,
+        .doc = "MAIL FROM a domain with no MX, A or AAAA record on the smtp service: no (accept), reject (550 5.1.8) or defer (450 4.1.8)",
+    },
+    {
+        .key = "limits.exempt_group",
+        .type = SETTING_STRING,
+        .def = "",
+        .doc = "IP group whose clients the limits per client IP (and smtp.max_connections_per_ip) leave alone (empty: none)",
+    },
+    {
+        .key = "limits.messages_per_hour",
+        .type = SETTING_INT,
+        .def = "1000",
+        .min = 0,
+        .max = 10000000,
+        .doc = "messages one client IP may send in an hour without authenticating; more get 452 4.7.1 (0 = no limit)",
+    },
+    {
+        .key = "limits.unknown_recipients",
+        .type = SETTING_INT,
+        .def = "50",
+        .min = 0,
+        .max = 100000,
+        .doc = "unknown local recipients from one client IP in an hour before it is blocked for limits.block_time (0 = no limit)",
+    },
+    {
+        .key = "limits.block_time",
+        .type = SETTING_DURATION,
+        .def = "30m",
+        .min = 1,
+        .max = 7 * 86400,
+        .doc = "how long a client IP that crossed limits.unknown_recipients is refused (421 at connect, 450 to commands)",
+    },
+    {
+        .key = "abuse.account_messages_per_hour",
+        .type = SETTING_INT,
+        .def = "500",
+        .min = 0,
+        .max = 10000000,
+        .doc = "messages an authenticated account may send in an hour before the outbreak brake stops it (0 = no limit)",
+    },
+    {
+        .key = "abuse.account_messages_per_day",
+        .type = SETTING_INT,
+        .def = "2000",
+        .min = 0,
+        .max = 100000000,
+        .doc = "messages an authenticated account may send in a day before the outbreak brake stops it (0 = no limit)",
+    },
+    {
+        .key = "abuse.account_recipients_per_hour",
+        .type = SETTING_INT,
+        .def = "1000",
+        .min = 0,
+        .max = 10000000,
+        .doc = "distinct recipients an authenticated account may send to in an hour before the outbreak brake stops it (0 = no limit)",
+    },
+    {
+        .key = "abuse.auto_suspend",
+        .type = SETTING_BOOL,
+        .def = "yes",
+        .doc = "when the outbreak brake stops an account, also suspend its right to send until keelctl user unsuspend",
+    },
     {
         .key = "queue.retry_schedule",
         .type = SETTING_STRING,
@@ -286,7 +524,17 @@ static const struct setting_def settings_registry[] = {
         .type = SETTING_ENUM,
         .def = "full",
         .choices = trace_level_choices,
-        .doc = "full: every event; delivery: without IMAP/POP3 access events",
+        .doc = "full: every event; delivery: without IMAP/POP3 access events; off: no events",
+    },
+    /* Interception (docs/trace.md): how often an order with --to gets its
+     * account's new access events by mail. */
+    {
+        .key = "intercept.event_interval",
+        .type = SETTING_DURATION,
+        .def = "1h",
+        .min = 1,
+        .max = 7 * 86400,
+        .doc = "least time between two event-log messages of an interception order with --to",
     },
 };
 

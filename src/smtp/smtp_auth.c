@@ -47,10 +47,8 @@ static void smtp_auth_delayed_failure(evutil_socket_t fd, short what, void *arg)
 
 static void smtp_auth_failed(struct smtp_session *s, const char *username)
 {
-	unsigned ms = auth_throttle_failure(
-		s->env->throttle, s->peer_ip, username,
-		(unsigned)settings_get_int("auth.failure_delay") * 1000,
-		(unsigned)settings_get_int("auth.failure_delay_max") * 1000, time(NULL));
+	unsigned ms = auth_throttle_login_failed(s->env->throttle, "smtp", s->peer_ip, username,
+						 time(NULL));
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	log_info("smtp", "s=%s event=auth_failed ip=%s user=%s delay_ms=%u", s->id, s->peer_ip,
@@ -88,6 +86,13 @@ static void smtp_auth_done(const struct auth_login_result *result, void *ctx)
  * smtp_auth_done(). */
 static void smtp_auth_check(struct smtp_session *s, const char *username, const char *password)
 {
+	if (auth_throttle_login_refused(s->env->throttle, "smtp", s->peer_ip, username,
+					time(NULL))) {
+		smtp_trace(s, "auth", NULL, "refused for %s: blocked (auth.block_after)", username);
+		smtp_auth_end(s);
+		smtp_error(s, 454, "4.7.0", "Too many failed logins; try again later");
+		return;
+	}
 	smtp_enter_state(s, SMTP_STATE_WAIT);
 	smtp_ref(s);
 	auth_login_check(s->env->workpool, s->reader, s->loop, username, password,

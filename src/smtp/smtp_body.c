@@ -91,6 +91,7 @@ static void smtp_delivered(const struct pipeline_result *result, void *ctx)
 				 "failed=%zu",
 			 s->id, s->queue_id, s->body_len, result->delivered, result->queued,
 			 result->failed);
+		smtp_access_accepted(s);
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", s->queue_id);
 	} else {
 		log_error("smtp", "s=%s event=store_failed queue=%s error=\"%s\"", s->id,
@@ -111,7 +112,7 @@ static void smtp_submit(struct smtp_session *s)
 	char *received, *msg;
 
 	mail_queue_id_generate(s->queue_id, sizeof(s->queue_id));
-	received = smtp_received(s, &rlen);
+	received = smtp_access_headers(s, smtp_received(s, &rlen), &rlen);
 	msg = xmalloc(rlen + s->body_len);
 	memcpy(msg, received, rlen);
 	memcpy(msg + rlen, s->body, s->body_len);
@@ -157,14 +158,25 @@ static void smtp_body_done(struct smtp_session *s, unsigned errors, unsigned rec
 	const struct smtp_reply_code *r = smtp_data_error_reply(errors);
 	unsigned max_hops = (unsigned)settings_get_int("smtp.max_hops");
 
-	if (r != NULL) {
+	if (r != NULL && r->code == 552) {
+		/* The size limit names itself (docs/abuse.md). */
+		log_info("smtp", "s=%s event=rejected ip=%s limit=smtp.max_message_size max=%llu",
+			 s->id, s->peer_ip, (unsigned long long)s->max_size);
+		smtp_trace(s, "rejected", NULL, "%u %s %s (smtp.max_message_size=%llu)", r->code,
+			   r->enhanced, r->text, (unsigned long long)s->max_size);
+		smtp_error(s, r->code, r->enhanced, "%s (smtp.max_message_size=%llu)", r->text,
+			   (unsigned long long)s->max_size);
+	} else if (r != NULL) {
 		smtp_trace(s, "rejected", NULL, "%u %s %s", r->code, r->enhanced, r->text);
 		smtp_error(s, r->code, r->enhanced, "%s", r->text);
 	} else if (received > max_hops) {
-		smtp_trace(s, "rejected", NULL, "554 5.4.6 %u Received headers (mail loop)",
-			   received);
-		smtp_error(s, 554, "5.4.6", "Too many hops (%u Received headers): mail loop?",
-			   received);
+		log_info("smtp", "s=%s event=rejected ip=%s limit=smtp.max_hops max=%u received=%u",
+			 s->id, s->peer_ip, max_hops, received);
+		smtp_trace(s, "rejected", NULL, "554 5.4.6 %u Received headers (mail loop, "
+						"smtp.max_hops=%u)", received, max_hops);
+		smtp_error(s, 554, "5.4.6",
+			   "Too many hops (%u Received headers, smtp.max_hops=%u): mail loop?",
+			   received, max_hops);
 	} else {
 		smtp_submit(s);
 		return;

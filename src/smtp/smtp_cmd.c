@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "access/access_policy.h"
 #include "auth/relay_window.h"
 #include "directory/directory.h"
 #include "lib/conn.h"
@@ -73,12 +74,18 @@ void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_error(s, 530, "5.7.0", "Authentication required");
 		return;
 	}
+	if (!smtp_access_mail(s))
+		return;
 	if (!cmd->path.null)
 		address_format(&cmd->path.addr, sender, sizeof(sender));
 	if (cmd->mail.size_given && cmd->mail.size > max) {
-		smtp_trace(s, "mail", NULL, "rejected: SIZE=%llu over %llu",
+		log_info("smtp", "s=%s event=rejected ip=%s limit=smtp.max_message_size max=%llu",
+			 s->id, s->peer_ip, (unsigned long long)max);
+		smtp_trace(s, "mail", NULL, "rejected: SIZE=%llu over %llu (smtp.max_message_size)",
 			   (unsigned long long)cmd->mail.size, (unsigned long long)max);
-		smtp_error(s, 552, "5.3.4", "Message size exceeds fixed limit");
+		smtp_error(s, 552, "5.3.4",
+			   "Message size exceeds fixed limit (smtp.max_message_size=%llu)",
+			   (unsigned long long)max);
 		return;
 	}
 	if (s->authenticated && settings_get_bool("smtp.sender_login_match") &&
@@ -93,9 +100,15 @@ void smtp_cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	snprintf(s->sender, sizeof(s->sender), "%s", sender);
 	s->mail = cmd->mail;
 	s->max_size = max;
+	if (!smtp_access_sender(s))
+		smtp_mail_accept(s);
+}
+
+void smtp_mail_accept(struct smtp_session *s)
+{
 	smtp_enter_state(s, SMTP_STATE_MAIL);
-	smtp_trace(s, "mail", NULL, "from=<%s> size=%llu", sender,
-		   (unsigned long long)cmd->mail.size);
+	smtp_trace(s, "mail", NULL, "from=<%s> size=%llu", s->sender,
+		   (unsigned long long)s->mail.size);
 	smtp_reply(s, 250, "2.1.0", "Ok");
 }
 
@@ -200,13 +213,26 @@ static void smtp_postmaster_address(struct smtp_session *s, char *buf, size_t si
 }
 
 /* Relay (a recipient outside our domains) is for authenticated sessions,
- * and on the MX service for an IP in its POP-before-SMTP window. */
+ * clients in relay.allow_group (everyone with relay.open), and on the MX
+ * service for an IP in its POP-before-SMTP window; each decision is traced
+ * with its rule. */
 static bool smtp_may_relay(struct smtp_session *s, const char *address)
 {
+	char rule[256], why[256];
 	time_t until;
 
-	if (s->authenticated)
+	if (s->authenticated) {
+		smtp_trace(s, "relay", address, "allowed: authenticated as %s", s->auth_user);
 		return true;
+	}
+	/* relay.open and relay.allow_group (docs/access.md). */
+	if (access_relay_allowed(s->peer_ip, rule, why, sizeof(why))) {
+		log_info("smtp", "s=%s event=relay_allowed ip=%s rcpt=%s rule=%s reason=\"%s\"",
+			 s->id, s->peer_ip, address, rule, why);
+		smtp_trace(s, "relay", address, "allowed by %s: %s", rule, why);
+		return true;
+	}
+	smtp_trace(s, "relay", address, "not allowed by %s: %s", rule, why);
 	if (s->service != SMTP_SERVICE_MX || settings_get_int("relay.pop_before_smtp_minutes") == 0 ||
 	    !relay_window_check(s->env->relay_window, s->peer_ip, time(NULL), &until))
 		return false;
@@ -223,15 +249,23 @@ void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	struct directory_result res;
 
 	if (s->n_rcpts >= (size_t)settings_get_int("smtp.max_recipients")) {
-		smtp_error(s, 452, "4.5.3", "Error: too many recipients");
+		log_info("smtp", "s=%s event=rejected ip=%s limit=smtp.max_recipients max=%lld",
+			 s->id, s->peer_ip, (long long)settings_get_int("smtp.max_recipients"));
+		smtp_trace(s, "rcpt", NULL, "rejected 452 4.5.3: smtp.max_recipients=%lld",
+			   (long long)settings_get_int("smtp.max_recipients"));
+		smtp_error(s, 452, "4.5.3", "Error: too many recipients (smtp.max_recipients=%lld)",
+			   (long long)settings_get_int("smtp.max_recipients"));
 		return;
 	}
+	if (!smtp_access_rcpt(s))
+		return;
 	if (cmd->path.postmaster)
 		smtp_postmaster_address(s, address, sizeof(address));
 	else
 		address_format(&cmd->path.addr, address, sizeof(address));
 	if (directory_resolve(s->reader, address, &res) < 0) {
-		smtp_rcpt_rejected(s, address, &res);
+		if (!smtp_access_rcpt_unknown(s, address, &res))
+			smtp_rcpt_rejected(s, address, &res);
 	} else if (res.status == DIRECTORY_REMOTE && !smtp_may_relay(s, address)) {
 		smtp_trace(s, "rcpt", address, "rejected 554 5.7.1: relay access denied");
 		smtp_error(s, 554, "5.7.1", "<%s>: Relay access denied", address);

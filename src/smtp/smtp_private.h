@@ -94,6 +94,11 @@ struct smtp_session {
 	/* Trace events not yet committed. */
 	struct store_trace_event *events;
 	size_t n_events, events_alloc;
+
+	/* Access checks (smtp_access.c). */
+	struct dnsbl_check *access_check; /* a DNS check under way (holds a ref) */
+	char dnsbl_marks[512];            /* mark zones listing the client */
+	bool limits_exempt;               /* in limits.exempt_group */
 };
 
 /* smtp_session.c */
@@ -137,6 +142,32 @@ void smtp_cmd_auth(struct smtp_session *s, const struct smtp_command *cmd);
 /* A line of the SASL exchange (state SMTP_STATE_AUTH). */
 void smtp_auth_line(struct smtp_session *s, const char *line, size_t len);
 bool smtp_auth_offered(const struct smtp_session *s);
+
+/* smtp_cmd.c: the end of a MAIL command that passed its checks. */
+void smtp_mail_accept(struct smtp_session *s);
+
+/* smtp_access.c.  Each bool function returns false after refusing (reply
+ * sent) unless said otherwise. */
+struct directory_result;
+/* At connect, before the greeting: true when the greeting is not to be
+ * sent now (a DNS blacklist check is under way and will send it, or the
+ * client was refused and the session closed). */
+bool smtp_access_connect(struct smtp_session *s);
+/* Cancels a DNS check under way (shutdown). */
+void smtp_access_cancel(struct smtp_session *s);
+bool smtp_access_mail(struct smtp_session *s);
+/* After the sender is set: true when a sender domain check is under way;
+ * it then ends the command (smtp_mail_accept or a refusal) and resumes. */
+bool smtp_access_sender(struct smtp_session *s);
+bool smtp_access_rcpt(struct smtp_session *s);
+/* A recipient the directory rejected: true when it makes the client cross
+ * limits.unknown_recipients (then answered 421 and closed). */
+bool smtp_access_rcpt_unknown(struct smtp_session *s, const char *address,
+			      const struct directory_result *res);
+void smtp_access_accepted(struct smtp_session *s);
+/* Appends the session's own headers (X-Keel-DNSBL) to received (malloc'd,
+ * taken over); returns the new text and its length. */
+char *smtp_access_headers(struct smtp_session *s, char *received, size_t *len_r);
 
 /* smtp_body.c */
 void smtp_cmd_data(struct smtp_session *s, const struct smtp_command *cmd);

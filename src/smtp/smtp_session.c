@@ -8,12 +8,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "access/exempt.h"
 #include "lib/conn.h"
 #include "lib/iplimit.h"
 #include "lib/log.h"
 #include "lib/loop.h"
 #include "lib/xalloc.h"
 #include "settings/settings.h"
+#include "trace/trace.h"
 
 static const char *const smtp_state_names[] = {
 	"helo", "ready", "mail", "rcpt", "data", "bdat", "auth", "wait", "quit",
@@ -85,10 +87,11 @@ void smtp_error(struct smtp_session *s, unsigned code, const char *enhanced, con
 	smtp_vreply(s, code, enhanced, fmt, ap);
 	va_end(ap);
 	if (++s->errors >= (unsigned)settings_get_int("smtp.max_errors")) {
-		log_info("smtp", "s=%s event=too_many_errors ip=%s errors=%u", s->id, s->peer_ip,
-			 s->errors);
+		log_info("smtp", "s=%s event=too_many_errors ip=%s errors=%u limit=smtp.max_errors",
+			 s->id, s->peer_ip, s->errors);
 		smtp_trace(s, "disconnect", NULL, "too many errors (%u)", s->errors);
-		smtp_reply(s, 421, "4.7.0", "%s Error: too many errors", s->hostname);
+		smtp_reply(s, 421, "4.7.0", "%s Error: too many errors (smtp.max_errors=%lld)",
+			   s->hostname, (long long)settings_get_int("smtp.max_errors"));
 		smtp_close(s);
 	}
 }
@@ -131,6 +134,8 @@ void smtp_trace(struct smtp_session *s, const char *event, const char *rcpt, con
 	struct store_trace_event *e;
 	va_list ap;
 
+	if (!trace_recorded(smtp_protocol_name(s), event))
+		return;
 	if (s->n_events == s->events_alloc) {
 		s->events_alloc = s->events_alloc ? s->events_alloc * 2 : 8;
 		s->events = xrealloc(s->events, s->events_alloc * sizeof(*s->events));
@@ -369,18 +374,25 @@ struct smtp_session *smtp_session_new(const struct smtp_env *env, enum smtp_serv
 	log_info("smtp", "s=%s event=connect service=%s ip=%s", s->id, smtp_protocol_name(s),
 		 s->peer_ip);
 	smtp_trace(s, "connect", NULL, "service=%s", smtp_protocol_name(s));
+	s->limits_exempt = exempt_ip("limits.exempt_group", peer_ip);
 	if (iplimit_acquire(env->iplimit, peer_ip,
-			    (unsigned)settings_get_int("smtp.max_connections_per_ip")) < 0) {
+			    s->limits_exempt ? 0
+					     : (unsigned)settings_get_int(
+						       "smtp.max_connections_per_ip")) < 0) {
 		log_info("smtp", "s=%s event=refused ip=%s reason=max_connections_per_ip",
 			 s->id, s->peer_ip);
 		smtp_trace(s, "refused", NULL, "too many connections from this IP "
 					       "(smtp.max_connections_per_ip)");
-		smtp_reply(s, 421, "4.7.0", "%s Error: too many connections from your address",
-			   s->hostname);
+		smtp_reply(s, 421, "4.7.0",
+			   "%s Error: too many connections from your address "
+			   "(smtp.max_connections_per_ip=%lld)",
+			   s->hostname, (long long)settings_get_int("smtp.max_connections_per_ip"));
 		smtp_close(s);
 		return s;
 	}
 	s->counted = true;
+	if (smtp_access_connect(s))
+		return s;
 	smtp_reply(s, 220, "", "%s ESMTP Keel", s->hostname);
 	return s;
 }
@@ -395,5 +407,6 @@ void smtp_session_free(struct smtp_session **sp)
 	smtp_trace_flush(s);
 	conn_free(&s->conn);
 	s->closed = true;
+	smtp_access_cancel(s);
 	smtp_unref(s);
 }

@@ -50,7 +50,7 @@ struct store_reader;
 #define STORE_VALUE_MAX 4095
 
 /* Schema version this binary writes; a data dir with a newer one is refused. */
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 enum store_err {
 	STORE_OK = 0,
@@ -259,6 +259,40 @@ uint64_t store_flush_count(struct store *store);
 /* Test hook: the next n flushes (blob fdatasync or commit) fail as if the
  * disk returned EIO. */
 void store_inject_flush_failures(struct store *store, unsigned n);
+
+/* ---- consistency check (`keelctl check`) --------------------------------- */
+
+/* At most this many problem (and note) lines are kept; more_problems counts
+ * the rest. */
+#define STORE_CHECK_MAX_LINES 1000
+
+/* What store_check() found.  problems: one line each, damage ("blob 12:
+ * refcount 2 but 1 references ..."); notes: findings that are not damage (a
+ * torn segment tail that nothing references).  Arrays of malloc'd strings,
+ * freed by store_check_result_deinit(). */
+struct store_check_result {
+	uint64_t messages, blobs, segments, records;
+	char **problems;
+	size_t n_problems;
+	uint64_t more_problems;
+	char **notes;
+	size_t n_notes;
+};
+
+/* Checks the store in data_dir without changing it: database integrity and
+ * foreign keys, blob references and refcounts, users' and mailboxes' usage
+ * counters, and every segment record's checksum against the blob rows.  It
+ * opens its own read-only connection and reads one snapshot, so it may run
+ * on any thread beside a live committer (it blocks that thread for as long
+ * as it reads every segment: run it on a work pool), or on a stopped data
+ * dir (nothing is cut or migrated).  0 with *res_r filled (clean when
+ * n_problems is 0), or -1 when the check itself cannot run (error_r says
+ * why, valid until the next call on this thread). */
+int store_check_dir(const char *data_dir, struct store_check_result *res_r,
+		    const char **error_r);
+/* The same on a live store's data dir. */
+int store_check(struct store *store, struct store_check_result *res_r, const char **error_r);
+void store_check_result_deinit(struct store_check_result *res);
 
 /* ---- writes (asynchronous, through the committer) ----------------------- */
 
@@ -516,6 +550,15 @@ struct store_delivery {
 };
 void store_deliver(struct store *s, const struct store_delivery *d, struct loop *loop,
 		   store_done_cb *cb, void *ctx);
+/* Several deliveries (n >= 1), all or none: they are applied together in
+ * one transaction, in order, and if any recipient of any of them fails
+ * (over quota: the quota counts the earlier ones of the group; no such
+ * mailbox; ...) nothing of the group is kept.  reply->status is -1 then,
+ * with the failing entry's err.  On success reply->delivered holds one
+ * entry per recipient of every delivery, in request order (IMAP
+ * MULTIAPPEND, RFC 3502). */
+void store_deliver_all(struct store *s, const struct store_delivery *d, size_t n,
+		       struct loop *loop, store_done_cb *cb, void *ctx);
 
 /* Trace events that need not be durable before anyone is answered (a
  * session's end, access events): they are committed with the next batch of
@@ -775,6 +818,58 @@ void store_blob_stream_close(struct store_blob_stream **stream);
 int store_blob_read_range(struct store_reader *r, int64_t blob_id, uint64_t offset, size_t len,
 			  void **data_r, size_t *size_r, const char **error_r);
 
+/* ---- IP address groups (sqlite_access.c, docs/access.md) ------------------ */
+
+#define STORE_IPGROUP_NAME_MAX 64
+#define STORE_IPGROUP_ENTRY_MAX 127
+#define STORE_IPGROUP_COMMENT_MAX 255
+
+struct store_ipgroup {
+	int64_t id;
+	char name[STORE_IPGROUP_NAME_MAX + 1]; /* unique, ASCII case ignored */
+	time_t created;
+	size_t n_entries;
+};
+
+/* One entry: "IP", "FROM-TO", "ADDR/LEN" or "group:NAME", in the normal
+ * form src/access/ipgroup.h makes (the store keeps the text as given). */
+struct store_ipgroup_entry {
+	int64_t id;
+	char group[STORE_IPGROUP_NAME_MAX + 1];
+	char entry[STORE_IPGROUP_ENTRY_MAX + 1];
+	bool exclude;
+	char comment[STORE_IPGROUP_COMMENT_MAX + 1];
+};
+
+/* STORE_ERR_EXISTS when the name is taken. */
+void store_ipgroup_add(struct store *s, const char *name, struct loop *loop,
+		       store_done_cb *cb, void *ctx);
+/* Deletes the group and its entries.  STORE_ERR_NOT_FOUND; STORE_ERR_INVALID
+ * (naming it) while another group has an entry group:NAME.  Settings that
+ * name the group are the caller's to check. */
+void store_ipgroup_del(struct store *s, const char *name, struct loop *loop,
+		       store_done_cb *cb, void *ctx);
+/* Adds an entry (comment NULL: none).  STORE_ERR_NOT_FOUND when the group,
+ * or the group a "group:OTHER" entry names, does not exist;
+ * STORE_ERR_EXISTS when the same entry (same exclude) is there;
+ * STORE_ERR_INVALID when a group:OTHER entry would make a loop (OTHER is the
+ * group or reaches it through its own group: entries). */
+void store_ipgroup_entry_add(struct store *s, const char *name, const char *entry,
+			     bool exclude, const char *comment, struct loop *loop,
+			     store_done_cb *cb, void *ctx);
+/* Removes the entry (included or excluded alike); STORE_ERR_NOT_FOUND. */
+void store_ipgroup_entry_del(struct store *s, const char *name, const char *entry,
+			     struct loop *loop, store_done_cb *cb, void *ctx);
+/* Every group by name (n_entries filled); every entry of every group by
+ * group name, then id.  Lists are freed with free(). */
+int store_ipgroup_list(struct store_reader *r, struct store_ipgroup **list_r, size_t *n_r);
+int store_ipgroup_entries(struct store_reader *r, struct store_ipgroup_entry **list_r,
+			  size_t *n_r);
+/* Both of the above from one snapshot. */
+int store_ipgroup_read_all(struct store_reader *r, struct store_ipgroup **groups_r,
+			   size_t *n_groups_r, struct store_ipgroup_entry **entries_r,
+			   size_t *n_entries_r);
+
 /* Trace events matching the non-empty fields of filter (queue_id,
  * message_id, account, client_ip, sender, rcpt), newest last. */
 int store_trace_query(struct store_reader *r, const struct store_trace_event *filter,
@@ -827,5 +922,78 @@ int store_audit_list(struct store_reader *r, time_t since, int64_t after_id, siz
 /* The highest audit id ever given (0: none), to notice removed records at
  * the end of the log. */
 int store_audit_last_id(struct store_reader *r, int64_t *id_r);
+
+/* ---- interception (sqlite_intercept.c, docs/trace.md) ----------------------- */
+
+/* One order: copies of a user's mail and its access events go to
+ * to_address or into dir (exactly one is non-empty).  events_sent: the
+ * highest trace id already handed over. */
+struct store_intercept {
+	int64_t id;
+	int64_t user_id;
+	char address[STORE_ADDR_MAX + 1]; /* the user's current address */
+	char to_address[STORE_ADDR_MAX + 1];
+	char dir[1024];
+	char case_id[128];
+	time_t created;
+	int64_t events_sent;
+};
+
+/* Adds an order (i->user_id, to_address or dir, case_id); events_sent
+ * starts at the highest trace id so far, so that only later events go.
+ * STORE_ERR_NOT_FOUND for an unknown user.  reply->id: the order's id. */
+void store_intercept_add(struct store *s, const struct store_intercept *i, struct loop *loop,
+			 store_done_cb *cb, void *ctx);
+/* STORE_ERR_NOT_FOUND when there is no such order. */
+void store_intercept_del(struct store *s, int64_t id, struct loop *loop, store_done_cb *cb,
+			 void *ctx);
+/* Raises the order's events_sent to events_sent (never lowers it); an
+ * order deleted meanwhile is not an error (reply->id 0). */
+void store_intercept_set_sent(struct store *s, int64_t id, int64_t events_sent,
+			      struct loop *loop, store_done_cb *cb, void *ctx);
+/* Every order, by id (freed with free()). */
+int store_intercept_list(struct store_reader *r, struct store_intercept **list_r, size_t *n_r);
+/* An account's trace events with trace id > after_id and time in [since,
+ * until] (until 0: no end), by id, at most limit; ids_r[i] is event i's
+ * trace id.  Served by the (account, time) index.  Both lists freed with
+ * free(). */
+int store_trace_account_after(struct store_reader *r, const char *account, int64_t after_id,
+			      time_t since, time_t until, size_t limit,
+			      struct store_trace_event **list_r, int64_t **ids_r, size_t *n_r);
+/* Messages, in any mailbox, whose blob was delivered with message_id, by
+ * message id (freed with free()).  blobs.message_id has no index: this
+ * reads every blob row, which export (rare, by an administrator) may. */
+int store_message_find_by_message_id(struct store_reader *r, const char *message_id,
+				     struct store_message **list_r, size_t *n_r);
+
+/* ---- the outbreak brake (sqlite_abuse.c, docs/access.md) -------------------- */
+
+/* An account's right to send.  since is when the counters start: the time
+ * of the last `user unsuspend` (0: never); suspended_at is when it was
+ * suspended (0 when it is not). */
+struct store_send_state {
+	bool suspended;
+	char reason[256];
+	time_t suspended_at;
+	time_t since;
+};
+/* 0 with *st_r filled; -1 when there is no such user or on error. */
+int store_user_send_state(struct store_reader *r, int64_t user_id, struct store_send_state *st_r);
+/* suspended: sets the flag, reason and time (now).  Not suspended: clears
+ * them and starts the counters afresh (since = now).  STORE_ERR_NOT_FOUND.
+ * The events are appended in the same transaction. */
+void store_user_set_send_suspended(struct store *s, int64_t user_id, bool suspended,
+				   const char *reason, const struct store_trace_event *events,
+				   size_t n_events, struct loop *loop, store_done_cb *cb,
+				   void *ctx);
+/* What account sent, from the trace (events "accepted" and accepted "rcpt"
+ * of sessions authenticated as account, served by the trace_account
+ * index): messages since hour_since and since day_since, distinct
+ * recipients since hour_since.  0, or -1 on error. */
+struct store_account_activity {
+	uint64_t messages_hour, messages_day, rcpts_hour;
+};
+int store_account_activity(struct store_reader *r, const char *account, time_t hour_since,
+			   time_t day_since, struct store_account_activity *a_r);
 
 #endif

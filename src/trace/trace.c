@@ -15,14 +15,14 @@ bool trace_recorded(const char *protocol, const char *event)
 					      "expunged", "deleted", "select" };
 	char level[16];
 
+	settings_get("trace.level", level, sizeof(level));
+	if (strcmp(level, "off") == 0)
+		return false;
 	if (strcmp(protocol, "imap") != 0 && strcmp(protocol, "pop3") != 0)
 		return true;
-	for (size_t i = 0; i < sizeof(access) / sizeof(access[0]); i++) {
-		if (strcmp(event, access[i]) == 0) {
-			settings_get("trace.level", level, sizeof(level));
+	for (size_t i = 0; i < sizeof(access) / sizeof(access[0]); i++)
+		if (strcmp(event, access[i]) == 0)
 			return strcmp(level, "delivery") != 0;
-		}
-	}
 	return true;
 }
 
@@ -80,47 +80,90 @@ static int trace_group_cmp(const void *a, const void *b)
 	return c;
 }
 
+/* The Message-IDs that queue-id events carry, sorted by Message-ID then
+ * position: the first entry of a Message-ID is the earliest queue event
+ * that carried it, found by binary search.  An answer of a whole day holds
+ * thousands of messages: one scan per Message-ID would be quadratic. */
+struct trace_group_carrier {
+	const char *message_id;
+	size_t index;
+};
+
+static int trace_group_carrier_cmp(const void *a, const void *b)
+{
+	const struct trace_group_carrier *x = a, *y = b;
+	int c = strcmp(x->message_id, y->message_id);
+
+	if (c == 0)
+		c = x->index < y->index ? -1 : x->index > y->index;
+	return c;
+}
+
 /* The queue group a Message-ID belongs to: the head of the first queue id
  * whose events carry it; n when none does. */
-static size_t trace_group_queue_of(const struct store_trace_event *events, size_t n,
-				   const size_t *group, const char *message_id)
+static size_t trace_group_queue_of(const struct trace_group_carrier *carriers, size_t n_carriers,
+				   const size_t *group, const char *message_id, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (events[i].queue_id[0] != '\0' &&
-		    strcmp(events[i].message_id, message_id) == 0)
-			return group[i];
+	size_t lo = 0, hi = n_carriers;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(carriers[mid].message_id, message_id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < n_carriers && strcmp(carriers[lo].message_id, message_id) == 0)
+		return group[carriers[lo].index];
 	return n;
 }
 
 void trace_group(const struct store_trace_event *events, size_t n, size_t *group_r)
 {
 	struct trace_group_item *items = xcalloc(n > 0 ? n : 1, sizeof(*items));
-	size_t head = 0, q;
+	struct trace_group_carrier *carriers = xcalloc(n > 0 ? n : 1, sizeof(*carriers));
+	size_t head = 0, q, n_carriers = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		items[i].key = trace_group_key(&events[i], &items[i].kind);
 		items[i].index = i;
+		if (events[i].queue_id[0] != '\0' && events[i].message_id[0] != '\0')
+			carriers[n_carriers++] =
+				(struct trace_group_carrier){ events[i].message_id, i };
 	}
 	/* Sorted by key then position, the first of each run is its group's
 	 * earliest event. */
 	qsort(items, n, sizeof(*items), trace_group_cmp);
+	qsort(carriers, n_carriers, sizeof(*carriers), trace_group_carrier_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (i == 0 || items[i].kind != items[i - 1].kind ||
 		    strcmp(items[i].key, items[i - 1].key) != 0 || items[i].key[0] == '\0')
 			head = items[i].index;
 		group_r[items[i].index] = head;
 	}
-	/* Few distinct Message-IDs per answer: one pass each is enough. */
+	/* Events with a Message-ID and no queue id (IMAP and POP3 access) join
+	 * the group of the queue id that carried it. */
 	for (size_t i = 0; i < n; i++) {
 		if (items[i].kind != 'm' || (i > 0 && items[i - 1].kind == 'm' &&
 					     strcmp(items[i].key, items[i - 1].key) == 0))
 			continue;
-		q = trace_group_queue_of(events, n, group_r, items[i].key);
+		q = trace_group_queue_of(carriers, n_carriers, group_r, items[i].key, n);
 		for (size_t j = i; q < n && j < n && items[j].kind == 'm' &&
 				   strcmp(items[j].key, items[i].key) == 0;
 		     j++)
 			group_r[items[j].index] = q;
 	}
+	/* A group's head is its earliest event, also when an access event came
+	 * before the queue event that carried its message (callers walk each
+	 * group from its head on). */
+	for (size_t i = 0; i < n; i++)
+		items[i].index = n;
+	for (size_t i = 0; i < n; i++)
+		if (items[group_r[i]].index == n)
+			items[group_r[i]].index = i;
+	for (size_t i = 0; i < n; i++)
+		group_r[i] = items[group_r[i]].index;
+	free(carriers);
 	free(items);
 }
 

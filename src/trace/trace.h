@@ -16,7 +16,9 @@ struct store_trace_event;
 
 /* Whether an event of this protocol and kind is recorded at the current
  * trace.level: "delivery" leaves out the IMAP/POP3 access events (fetched,
- * flags, copied, moved, expunged, deleted, select).  Thread-safe, cheap. */
+ * flags, copied, moved, expunged, deleted, select); "off" every event (the
+ * store also drops, at "off", events from writers that do not ask: schema
+ * migration 9).  Thread-safe, cheap. */
 bool trace_recorded(const char *protocol, const char *event);
 
 /* Sets e->message_id to the Message-ID the message in blob_id was delivered

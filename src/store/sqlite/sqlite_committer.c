@@ -76,6 +76,19 @@ void store_req_submit(struct store *s, struct store_req *req)
 	pthread_mutex_unlock(&s->lock);
 }
 
+void store_req_submit_chain(struct store *s, struct store_req *first, struct store_req *last)
+{
+	pthread_mutex_lock(&s->lock);
+	last->next = NULL;
+	if (s->tail != NULL)
+		s->tail->next = first;
+	else
+		s->head = first;
+	s->tail = last;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
 void store_req_defer(struct store *s, struct store_req *req)
 {
 	pthread_mutex_lock(&s->lock);
@@ -144,7 +157,10 @@ static void committer_answer(void *arg)
 	struct store_req *req = arg;
 
 	req->reply.error = req->reply.status < 0 ? req->error : NULL;
-	if (req->delivery != NULL) {
+	if (req->group_n > 0) {
+		req->reply.n_delivered = req->n_out;
+		req->reply.delivered = req->out;
+	} else if (req->delivery != NULL) {
 		req->reply.n_delivered = req->delivery->n_rcpts;
 		req->reply.delivered = req->delivery->delivered;
 	} else if (req->out != NULL) {
@@ -163,7 +179,9 @@ static void committer_answer_all(struct store_req *batch)
 {
 	while (batch != NULL) {
 		struct store_req *next = batch->next;
-		if (batch->loop != NULL)
+		if (batch->group_member)
+			store_req_free(batch); /* its group's first request answers */
+		else if (batch->loop != NULL)
 			loop_post(batch->loop, committer_answer, batch);
 		else
 			committer_answer(batch);
@@ -276,6 +294,77 @@ static int committer_apply_one(struct store *s, struct store_req *req)
 	return 0;
 }
 
+/* A failed member of first's group, or NULL: a request that failed, or a
+ * delivery with a recipient refused. */
+static struct store_req *committer_group_failed(struct store_req *first)
+{
+	struct store_req *req = first;
+
+	for (size_t i = 0; i < first->group_n; i++, req = req->next) {
+		if (req->reply.status < 0)
+			return req;
+		for (size_t k = 0; req->delivery != NULL && k < req->delivery->n_rcpts; k++)
+			if (req->delivery->delivered[k].status < 0)
+				return req;
+	}
+	return NULL;
+}
+
+/* Fails every request of first's group like bad, then gathers the
+ * recipients' outcomes into first->out for its answer. */
+static void committer_group_finish(struct store_req *first, struct store_req *bad)
+{
+	struct store_req *req;
+	size_t n = 0;
+
+	if (bad != NULL) {
+		enum store_err err = bad->reply.err;
+		char why[sizeof(bad->error)];
+
+		for (size_t k = 0; err == STORE_OK && bad->delivery != NULL &&
+				   k < bad->delivery->n_rcpts; k++)
+			err = bad->delivery->delivered[k].err;
+		snprintf(why, sizeof(why), "%s",
+			 bad->reply.status < 0 ? bad->error : "a recipient was refused");
+		req = first;
+		for (size_t i = 0; i < first->group_n; i++, req = req->next)
+			store_req_fail(req, err != STORE_OK ? err : STORE_ERR_INVALID, "%s", why);
+	}
+	req = first;
+	for (size_t i = 0; i < first->group_n; i++, req = req->next)
+		n += req->delivery != NULL ? req->delivery->n_rcpts : 0;
+	first->out = xcalloc(n + 1, sizeof(*first->out));
+	first->n_out = 0;
+	req = first;
+	for (size_t i = 0; i < first->group_n; i++, req = req->next)
+		for (size_t k = 0; req->delivery != NULL && k < req->delivery->n_rcpts; k++)
+			first->out[first->n_out++] = req->delivery->delivered[k];
+}
+
+/* A store_deliver_all() group in one savepoint of its own: all or none.
+ * -1 only when the transaction itself is broken. */
+static int committer_apply_group(struct store *s, struct store_req *first)
+{
+	struct store_req *req = first, *bad = committer_group_failed(first);
+
+	if (bad != NULL) { /* failed before the transaction (its blob) */
+		committer_group_finish(first, bad);
+		return 0;
+	}
+	if (sq_exec(&s->w, "SAVEPOINT grp") < 0)
+		return -1;
+	for (size_t i = 0; i < first->group_n; i++, req = req->next)
+		if (committer_apply_one(s, req) < 0)
+			return -1;
+	if ((bad = committer_group_failed(first)) != NULL &&
+	    sq_exec(&s->w, "ROLLBACK TO grp") < 0)
+		return -1;
+	if (sq_exec(&s->w, "RELEASE grp") < 0)
+		return -1;
+	committer_group_finish(first, bad);
+	return 0;
+}
+
 /* Steps 3 and 4; -1 with error set when the batch must fail. */
 static int committer_apply_all(struct store *s, struct store_req *batch, char *error,
 			       size_t error_size)
@@ -285,6 +374,16 @@ static int committer_apply_all(struct store *s, struct store_req *batch, char *e
 		return -1;
 	}
 	for (struct store_req *req = batch; req != NULL; req = req->next) {
+		if (req->group_n > 0) {
+			if (committer_apply_group(s, req) < 0) {
+				snprintf(error, error_size, "applying a group: %s",
+					 sqlite3_errmsg(s->w.db));
+				goto rollback;
+			}
+			for (size_t i = 1; i < req->group_n; i++)
+				req = req->next;
+			continue;
+		}
 		if (req->reply.status < 0)
 			continue; /* failed before the transaction */
 		if (committer_apply_one(s, req) < 0) {

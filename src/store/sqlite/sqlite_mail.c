@@ -468,8 +468,8 @@ static void mail_structure_copy(struct store_structure *dst, const struct store_
 
 /* The content hash is taken here, on the caller's thread, so that the
  * committer (which serialises every write) does not pay for it. */
-void store_deliver(struct store *s, const struct store_delivery *dl, struct loop *loop,
-		   store_done_cb *cb, void *ctx)
+static struct store_req *mail_deliver_req(const struct store_delivery *dl, struct loop *loop,
+					  store_done_cb *cb, void *ctx)
 {
 	struct store_req *req = store_req_new(&mail_deliver_op, loop, cb, ctx);
 	struct sq_delivery *d = xcalloc(1, sizeof(*d));
@@ -500,7 +500,27 @@ void store_deliver(struct store *s, const struct store_delivery *dl, struct loop
 	req->delivery = d;
 	req->events = sqlite_events_copy(dl->events, dl->n_events);
 	req->n_events = dl->n_events;
-	store_req_submit(s, req);
+	return req;
+}
+
+void store_deliver(struct store *s, const struct store_delivery *dl, struct loop *loop,
+		   store_done_cb *cb, void *ctx)
+{
+	store_req_submit(s, mail_deliver_req(dl, loop, cb, ctx));
+}
+
+void store_deliver_all(struct store *s, const struct store_delivery *dl, size_t n,
+		       struct loop *loop, store_done_cb *cb, void *ctx)
+{
+	struct store_req *first = mail_deliver_req(&dl[0], loop, cb, ctx), *last = first;
+
+	first->group_n = n;
+	for (size_t i = 1; i < n; i++) {
+		last->next = mail_deliver_req(&dl[i], NULL, NULL, NULL);
+		last = last->next;
+		last->group_member = true;
+	}
+	store_req_submit_chain(s, first, last);
 }
 
 void store_trace_defer(struct store *s, const struct store_trace_event *events, size_t n)

@@ -60,7 +60,7 @@ int store_mailbox_get(struct store_reader *r, int64_t user_id, const char *name,
 	return sq_read_one(r, st, mr_mailbox_fill, m_r, "mailbox_get");
 }
 
-static void mr_message_fill(sqlite3_stmt *st, void *item)
+void sq_message_fill(sqlite3_stmt *st, void *item)
 {
 	struct store_message *m = item;
 
@@ -88,7 +88,7 @@ int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t firs
 		sqlite3_bind_int64(st, 2, first_uid);
 		sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (int64_t)limit);
 	}
-	return sq_read_list(r, st, sizeof(**list_r), mr_message_fill, list_r, n_r,
+	return sq_read_list(r, st, sizeof(**list_r), sq_message_fill, list_r, n_r,
 			    "message_list");
 }
 
@@ -117,7 +117,7 @@ int store_message_changed(struct store_reader *r, int64_t mailbox_id, uint64_t s
 		sqlite3_bind_int64(st, 1, mailbox_id);
 		sqlite3_bind_int64(st, 2, (int64_t)since);
 	}
-	return sq_read_list(r, st, sizeof(**list_r), mr_message_fill, list_r, n_r,
+	return sq_read_list(r, st, sizeof(**list_r), sq_message_fill, list_r, n_r,
 			    "message_changed");
 }
 

@@ -179,6 +179,11 @@ struct store_req {
 	/* What the request changed, for the notifier: kept only if it succeeds. */
 	struct sq_changed *changed;
 	size_t n_changed, changed_alloc;
+	/* store_deliver_all(): the first request of a group has group_n > 0
+	 * and answers for all; the group_n - 1 that follow it in the queue
+	 * are members (group_member), applied with it and never answered. */
+	size_t group_n;
+	bool group_member;
 };
 
 /* A mailbox a request changed and its highestmodseq after that request. */
@@ -191,6 +196,9 @@ struct store_req *store_req_new(const struct store_op *op, struct loop *loop,
 				store_done_cb *cb, void *ctx);
 /* Queues req for the committer, which owns it from now on. */
 void store_req_submit(struct store *s, struct store_req *req);
+/* Queues the chain first..(next)..last as one unbroken run of the queue,
+ * so that it lands in one batch (store_deliver_all). */
+void store_req_submit_chain(struct store *s, struct store_req *first, struct store_req *last);
 /* Queues req to go with the next batch (at most STORE_DEFER_MS later). */
 void store_req_defer(struct store *s, struct store_req *req);
 /* Fails req with err and a formatted message; returns -1. */
@@ -218,6 +226,12 @@ int sq_read_list(struct store_reader *r, sqlite3_stmt *st, size_t elem, sq_fill_
 /* The first row of st into item: 0, or -1 when there is none or on error. */
 int sq_read_one(struct store_reader *r, sqlite3_stmt *st, sq_fill_fn *fill, void *item,
 		const char *what);
+/* Fillers shared between files: a struct store_message from the columns
+ * id, mailbox_id, uid, modseq, flags, keywords, internaldate, size, blob_id
+ * (sqlite_mail_read.c); a struct store_trace_event from columns 1..11 of
+ * SELECT id, time, queue_id, message_id, event, account, protocol,
+ * client_ip, session, sender, rcpt, detail (sqlite_trace.c). */
+sq_fill_fn sq_message_fill, sq_trace_event_fill;
 
 /* ---- shared between files ----------------------------------------------- */
 

@@ -238,6 +238,14 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE users ADD COLUMN send_suspended INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE users ADD COLUMN suspended_reason TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE users ADD COLUMN suspended_at INTEGER NOT NULL DEFAULT 0;",
+	/* 9: trace.level = off (docs/trace.md): no trace event is kept, from any
+	 * writer (the pipeline, the queue runner, admin actions), without each
+	 * asking the setting: the insert is skipped where every event lands.
+	 * SMTP, IMAP and POP3 sessions ask trace_recorded() as well, so their
+	 * events are not even queued for a write. */
+	[9] = "CREATE TRIGGER trace_level_off BEFORE INSERT ON trace"
+	" WHEN (SELECT value FROM settings WHERE key = 'trace.level') = 'off'"
+	" BEGIN SELECT RAISE(IGNORE); END;",
 };
 
 static int store_schema_version(struct store *s, int64_t *version_r)

@@ -82,7 +82,7 @@ int store_message_message_id(struct store_reader *r, int64_t mailbox_id, uint32_
 	"SELECT id, time, queue_id, message_id, event, account, protocol, client_ip,"     \
 	" session, sender, rcpt, detail FROM trace"
 
-static void st_trace_fill(sqlite3_stmt *st, void *item)
+void sq_trace_event_fill(sqlite3_stmt *st, void *item)
 {
 	struct store_trace_event *e = item;
 
@@ -120,7 +120,7 @@ int store_trace_query_message(struct store_reader *r, const char *message_id, ti
 		sqlite3_bind_int64(st, 2, (int64_t)since);
 		sqlite3_bind_int64(st, 3, until != 0 ? (int64_t)until : INT64_MAX);
 	}
-	return sq_read_list(r, st, sizeof(**list_r), st_trace_fill, list_r, n_r,
+	return sq_read_list(r, st, sizeof(**list_r), sq_trace_event_fill, list_r, n_r,
 			    "trace_query_message");
 }
 
