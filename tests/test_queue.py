@@ -389,3 +389,28 @@ def test_multihoming_source_ip_and_ehlo(q, peers):
         assert got[0]["ehlo"] == "out.local.test"
     finally:
         ctl_ok(q, "domain", "set", D, "source_ip=", "ehlo_name=")
+
+
+def test_queue_survives_sigkill_and_delivers_after_restart(q, peers):
+    """Queued and deferred entries are in the store, not in memory: a keeld
+    killed with SIGKILL delivers them after it starts again, each once.
+    (Last in the module: it restarts the module's keeld.)"""
+    add_user(q, "judy")
+    sender = f"judy@{D}"
+    peers["mx"].rules["late@retry.test"] = ["451 4.3.0 not now"] * 50
+    submit(q, sender, ["late@retry.test"], subject="deferred over a crash")
+    wait_state(q, "late@retry.test", 1)  # deferred, with its reply
+    set_conf(q, "delivery.max_connections", "0")
+    submit(q, sender, ["kept@mx.test"], subject="queued over a crash")
+    assert row_for(q, "kept@mx.test")["state"] == 0
+    q.proc.kill()
+    q.proc.wait()
+    peers["mx"].rules["late@retry.test"] = [None]
+    q.start()
+    assert row_for(q, "kept@mx.test")["state"] == 0
+    ctl_ok(q, "config", "unset", "delivery.max_connections")
+    wait_state(q, "kept@mx.test", DELIVERED)
+    row = wait_state(q, "late@retry.test", DELIVERED)
+    assert row["attempts"] >= 2 and "451 4.3.0" not in row["last_reply"], row
+    assert len(peers["mx"].for_rcpt("kept@mx.test")) == 1
+    assert len(peers["mx"].for_rcpt("late@retry.test")) == 1

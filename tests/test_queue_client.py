@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from smtp_helpers import D, PW, ctl_ok, queue_rows, setup_domain, tls_context
+from smtp_helpers import D, PW, ctl_ok, queue_rows, setup_domain, stored, tls_context
 
 HOST = "127.0.0.5"
 
@@ -301,3 +301,35 @@ def test_no_bounce_for_the_null_sender(keel, receivers):
     rows = queue_rows(keel)
     assert len(rows) == 1 and rows[0]["rcpt"] == "someone@gone.test", rows
     assert "550 5.1.1" in rows[0]["last_reply"], rows
+
+
+def test_8bitmime_and_smtputf8_to_a_receiver_without_them(keel, receivers):
+    """docs/queue.md: an 8-bit message goes to a server without 8BITMIME as
+    it is, with no BODY= parameter; a message that needs SMTPUTF8 fails at
+    once (553 5.6.7, no downgrade) and its sender gets the bounce."""
+    setup_domain(keel, users=("alice",))
+    r = receivers(["SIZE 10000000"], mail_delay=0)
+    route_to(keel, "seven.test", r)
+    s = smtplib.SMTP_SSL("127.0.0.1", keel.ports["submissions"], context=tls_context(),
+                         timeout=30)
+    s.login(f"alice@{D}", PW)
+    eight = "From: <alice@{}>\r\nSubject: 8bit\r\n\r\nGrüße aus Köln.\r\n".format(D).encode()
+    assert s.sendmail(f"alice@{D}", ["one@seven.test"], eight, ["BODY=8BITMIME"]) == {}
+    intl = ("From: <alice@{}>\r\nTo: <jürgen@seven.test>\r\nSubject: intl\r\n\r\n"
+            "Hallo.\r\n").format(D).encode()
+    assert s.sendmail(f"alice@{D}", ["jürgen@seven.test"], intl, ["SMTPUTF8"]) == {}
+    s.quit()
+    ctl_ok(keel, "config", "set", "delivery.max_connections", "10")
+    wait_for(lambda: len(queue_rows(keel)) == 2 and
+             all(row["state"] in (3, 4) for row in queue_rows(keel)), timeout=20,
+             what="both messages tried")
+    rows = {row["rcpt"]: row for row in queue_rows(keel)}
+    assert rows["one@seven.test"]["state"] == 3, rows
+    assert len(r.messages) == 1, r.messages
+    m = r.messages[0]
+    assert "BODY=" not in m["mail"], m
+    assert "Grüße aus Köln.".encode() in m["data"], m
+    failed = rows["jürgen@seven.test"]
+    assert failed["state"] == 4 and "553 5.6.7" in failed["last_reply"], failed
+    wait_for(lambda: any(b"5.6.7" in x for x in stored(keel, f"alice@{D}")), timeout=20,
+             what="the SMTPUTF8 bounce in alice's INBOX")
