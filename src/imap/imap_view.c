@@ -38,12 +38,22 @@ static void imap_msg_set(struct imap_msg *m, const struct store_message *sm)
 	m->keywords = sm->keywords[0] ? xstrdup(sm->keywords) : NULL;
 }
 
+/* Room for n messages.  An idle session holds its view for hours, so the
+ * array grows by a quarter (amortised O(1) still) rather than doubling:
+ * one new message in a 2,000-message folder must not cost 96 KB. */
+static void imap_view_reserve(struct imap_view *v, size_t n)
+{
+	if (n <= v->alloc)
+		return;
+	if (n < v->alloc + v->alloc / 4 + 16)
+		n = v->alloc + v->alloc / 4 + 16;
+	v->alloc = n;
+	v->msgs = xrealloc(v->msgs, v->alloc * sizeof(*v->msgs));
+}
+
 static void imap_view_append(struct imap_view *v, const struct store_message *sm)
 {
-	if (v->n == v->alloc) {
-		v->alloc = v->alloc ? v->alloc * 2 : 64;
-		v->msgs = xrealloc(v->msgs, v->alloc * sizeof(*v->msgs));
-	}
+	imap_view_reserve(v, v->n + 1);
 	memset(&v->msgs[v->n], 0, sizeof(v->msgs[0]));
 	imap_msg_set(&v->msgs[v->n++], sm);
 }
@@ -82,6 +92,8 @@ int imap_view_open(struct imap_session *s, const struct store_mailbox *m, bool r
 	v->readonly = readonly;
 	v->uidvalidity = now.uidvalidity;
 	v->highestmodseq = now.highestmodseq;
+	/* The count read with the mailbox row: new arrivals meanwhile grow it. */
+	imap_view_reserve(v, now.messages);
 	do {
 		if (store_message_list(s->reader, now.id, next, IMAP_VIEW_PAGE, &list, &n) < 0) {
 			imap_view_close(s);
