@@ -1615,6 +1615,77 @@ static void test_store_search_plan(void)
 	t_teardown();
 }
 
+/* Fills mailbox_id up to n messages with copies of the row of message
+ * (mailbox from_box, uid 1), uids 2..n, behind the store's back (one statement:
+ * delivering 20,000 messages one by one would take the test a minute). */
+static void t_clone_rows(int64_t from_box, int64_t mailbox_id, int n)
+{
+	char *path = xasprintf("%s/keel.db", t_dir);
+	char *sql = xasprintf(
+	    "WITH RECURSIVE k(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM k WHERE i < %d)"
+	    " INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internaldate, size,"
+	    " blob_id, envelope, bodystructure, body, structure)"
+	    " SELECT %lld, i, i, flags, keywords, internaldate, size, blob_id, envelope,"
+	    " bodystructure, body, structure FROM k,"
+	    " (SELECT * FROM messages WHERE mailbox_id = %lld AND uid = 1);"
+	    "UPDATE mailboxes SET uidnext = %d, highestmodseq = %d, messages = %d WHERE id = %lld;",
+	    n, (long long)mailbox_id, (long long)from_box, n + 1, n, n, (long long)mailbox_id);
+	sqlite3 *db;
+	char *err = NULL;
+
+	t_close();
+	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fprintf(stderr, "  clone: %s\n", err);
+	CHECK(err == NULL);
+	sqlite3_free(err);
+	sqlite3_close(db);
+	t_open();
+	free(sql);
+	free(path);
+}
+
+/* Pages one flag change writes to the WAL (the writer's page cache writes). */
+static int t_flag_change_pages(int64_t mailbox_id, uint32_t uid)
+{
+	int cur = 0, hi = 0;
+
+	sqlite3_db_status(t_s->w.db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 1);
+	CHECK_INT(t_flags(mailbox_id, &uid, 1, STORE_FLAGS_ADD, STORE_FLAG_FLAGGED, "urgent", 0),
+		  STORE_OK);
+	sqlite3_db_status(t_s->w.db, SQLITE_DBSTATUS_CACHE_WRITE, &cur, &hi, 1);
+	return cur;
+}
+
+/* "A flag change writes a few pages, whatever the folder's size" (no
+ * per-folder index rewritten): the same change in a 100-message and a
+ * 20,000-message folder writes the same handful of pages. */
+static void test_store_flag_change_pages(void)
+{
+	int64_t user, small, big;
+	int p_small, p_big;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	small = t_create(user, "Small");
+	big = t_create(user, "Big");
+	t_put_parsed(user, small, T_MIME_MSG);
+	t_put_parsed(user, big, T_MIME_MSG);
+	t_clone_rows(small, small, 100);
+	t_clone_rows(big, big, 20000);
+	CHECK_INT(t_sql_int("SELECT COUNT(*) FROM messages"), 20100);
+	/* Warm: the first write after opening also writes the schema's pages. */
+	t_flag_change_pages(small, 2);
+	p_small = t_flag_change_pages(small, 50);
+	p_big = t_flag_change_pages(big, 10000);
+	fprintf(stderr, "  flag change: %d pages in a 100-message folder, %d in 20,000\n",
+		p_small, p_big);
+	CHECK(p_small > 0 && p_small <= 8);
+	CHECK(p_big <= p_small + 2);
+	t_teardown();
+}
+
 static void test_store_mailbox_delete(void)
 {
 	struct store_mailbox m;
@@ -2249,6 +2320,7 @@ int main(void)
 	TEST_RUN(test_store_structure);
 	TEST_RUN(test_store_search_text);
 	TEST_RUN(test_store_search_plan);
+	TEST_RUN(test_store_flag_change_pages);
 	TEST_RUN(test_store_flags);
 	TEST_RUN(test_store_flags_modseq);
 	TEST_RUN(test_store_flags_unchangedsince);
