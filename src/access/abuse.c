@@ -400,6 +400,12 @@ int abuse_check(const struct abuse_sender *s, size_t rcpts, struct abuse_refusal
 			     st.reason);
 		return -1;
 	}
+	/* Every limit off: nothing to count (the count is a query on the
+	 * trace per MAIL and RCPT, which a bulk sender would pay for nothing). */
+	if (settings_get_int("abuse.account_messages_per_hour") <= 0 &&
+	    settings_get_int("abuse.account_messages_per_day") <= 0 &&
+	    settings_get_int("abuse.account_recipients_per_hour") <= 0)
+		return 0;
 	/* After an unsuspend, only what was sent since counts. */
 	if (st.since >= hour)
 		hour = st.since + 1;
