@@ -159,12 +159,18 @@ def smtp_auth(keel, user, password, source=None):
         return c.auth_plain(user, password)
 
 
-def imap_login(keel, user, password, source=None):
-    s = socket.create_connection(("127.0.0.1", keel.ports["imaps"]), timeout=20,
+def greeted_tls(keel, service, source=None):
+    """A TLS connection to service from source, past its greeting: (socket, reader)."""
+    s = socket.create_connection(("127.0.0.1", keel.ports[service]), timeout=20,
                                  source_address=(source, 0) if source else None)
     s = tls_context().wrap_socket(s)
     f = s.makefile("rb")
     f.readline()
+    return s, f
+
+
+def imap_login(keel, user, password, source=None):
+    s, f = greeted_tls(keel, "imaps", source)
     s.sendall(f'a LOGIN {user} "{password}"\r\n'.encode())
     line = f.readline()
     s.close()
@@ -172,11 +178,7 @@ def imap_login(keel, user, password, source=None):
 
 
 def pop3_login(keel, user, password, source=None):
-    s = socket.create_connection(("127.0.0.1", keel.ports["pop3s"]), timeout=20,
-                                 source_address=(source, 0) if source else None)
-    s = tls_context().wrap_socket(s)
-    f = s.makefile("rb")
-    f.readline()
+    s, f = greeted_tls(keel, "pop3s", source)
     s.sendall(f"USER {user}\r\n".encode())
     f.readline()
     s.sendall(f"PASS {password}\r\n".encode())

@@ -239,20 +239,15 @@ static void abuse_notice(const struct abuse_sender *s, const char *to, const cha
 	struct pipeline_target *targets;
 	struct directory_result res;
 	char date[MAIL_DATE_MAX], msgid[256];
-	size_t n = 0;
+	size_t n;
 	char *msg;
 
-	if (directory_resolve(s->reader, to, &res) < 0 || res.n_users == 0) {
+	if (directory_resolve(s->reader, to, &res) < 0 || res.n_users + res.n_remote == 0) {
 		log_error("access", "event=abuse_notice_undeliverable to=<%s>", to);
 		directory_result_free(&res);
 		return;
 	}
-	targets = xcalloc(res.n_users, sizeof(*targets));
-	for (size_t i = 0; i < res.n_users; i++, n++) {
-		targets[n].user_id = res.users[i].id;
-		snprintf(targets[n].address, sizeof(targets[n].address), "%s",
-			 res.users[i].address);
-	}
+	targets = pipeline_targets_of(&res, &n);
 	mail_date_format(time(NULL), date, sizeof(date));
 	if (mail_message_id_generate(s->hostname, msgid, sizeof(msgid)) < 0)
 		mail_message_id_generate("localhost", msgid, sizeof(msgid));

@@ -15,7 +15,6 @@ struct store_reader;
 
 /* The services whose access is a setting, in the order keelctl lists them. */
 extern const char *const access_services[];
-#define ACCESS_N_SERVICES 7
 bool access_service_known(const char *service);
 
 /* Whether a new connection from addr to service ("smtp", "imaps", ...) may

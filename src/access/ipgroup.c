@@ -39,7 +39,7 @@ struct ipg_list {
 };
 
 enum ipg_state {
-	IPG_TODO = 0,
+	IPG_UNVISITED = 0,
 	IPG_ACTIVE,
 	IPG_DONE,
 };

@@ -14,6 +14,7 @@
 #include "lib/xalloc.h"
 #include "store/store.h"
 #include "trace/trace.h"
+#include "trace/trace_json.h"
 
 /* More than this is cut, and the answer says so: narrow the query. */
 #define ADMIN_TRACE_MAX 20000
@@ -74,15 +75,6 @@ static bool admin_trace_match(const struct store_trace_event *e,
 	       (f->rcpt[0] == '\0' || strcasecmp(e->rcpt, f->rcpt) == 0);
 }
 
-static json_t *admin_trace_event_json(const struct store_trace_event *e)
-{
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "time",
-			 (json_int_t)e->time, "protocol", e->protocol, "client_ip", e->client_ip,
-			 "session", e->session, "event", e->event, "account", e->account,
-			 "sender", e->sender, "rcpt", e->rcpt, "queue_id", e->queue_id,
-			 "message_id", e->message_id, "detail", e->detail);
-}
-
 /* One object per message, in the order of each one's first event. */
 static json_t *admin_trace_groups(const struct store_trace_event *events, size_t n)
 {
@@ -104,7 +96,7 @@ static json_t *admin_trace_groups(const struct store_trace_event *events, size_t
 			if (events[i].message_id[0] != '\0')
 				json_object_set_new(m, "message_id",
 						    json_string(events[i].message_id));
-			json_array_append_new(list, admin_trace_event_json(&events[i]));
+			json_array_append_new(list, trace_event_json(&events[i]));
 		}
 		json_object_set_new(m, "events", list);
 		json_array_append_new(messages, m);

@@ -153,6 +153,19 @@ unsigned auth_throttle_failure(struct auth_throttle *t, const char *ip, const ch
 	return delay > max_ms ? max_ms : (unsigned)delay;
 }
 
+/* The slot of key if there is one (no slot is taken for a lookup). */
+static struct throttle_slot *throttle_find(struct auth_throttle *t, const char *key)
+{
+	uint32_t h = throttle_hash(key);
+
+	for (unsigned i = 0; i < THROTTLE_PROBE; i++) {
+		struct throttle_slot *s = &t->slots[(h + i) % AUTH_THROTTLE_SLOTS];
+		if (strcmp(s->key, key) == 0)
+			return s;
+	}
+	return NULL;
+}
+
 void auth_throttle_success(struct auth_throttle *t, const char *account)
 {
 	char key[330];
@@ -160,9 +173,12 @@ void auth_throttle_success(struct auth_throttle *t, const char *account)
 
 	throttle_key(key, sizeof(key), "acct:", account);
 	pthread_mutex_lock(&t->lock);
-	s = throttle_slot(t, key, time(NULL));
-	s->fails = 0;
-	s->window_fails = 0;
+	/* A success never takes a slot: that could push out the count of
+	 * an IP or account under attack. */
+	if ((s = throttle_find(t, key)) != NULL) {
+		s->fails = 0;
+		s->window_fails = 0;
+	}
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -212,19 +228,6 @@ unsigned auth_throttle_block_count(struct auth_throttle *t, const char *ip, cons
 		blocked |= AUTH_BLOCK_ACCOUNT;
 	pthread_mutex_unlock(&t->lock);
 	return blocked;
-}
-
-/* The slot of key if there is one (no slot is taken for a lookup). */
-static struct throttle_slot *throttle_find(struct auth_throttle *t, const char *key)
-{
-	uint32_t h = throttle_hash(key);
-
-	for (unsigned i = 0; i < THROTTLE_PROBE; i++) {
-		struct throttle_slot *s = &t->slots[(h + i) % AUTH_THROTTLE_SLOTS];
-		if (strcmp(s->key, key) == 0)
-			return s;
-	}
-	return NULL;
 }
 
 unsigned auth_throttle_blocked(struct auth_throttle *t, const char *ip, const char *account,

@@ -175,9 +175,16 @@ static void imap_append_done(struct imap_session *s, const struct store_reply *r
 	if (reply->status < 0 || reply->n_delivered != a->n_msgs) {
 		struct store_reply r = *reply;
 		if (reply->status == 0) {
+			/* The message's own refusal (over quota, ...) when one says. */
 			r.status = -1;
 			r.err = STORE_ERR_IO;
 			r.error = "delivery refused";
+			for (size_t i = 0; i < reply->n_delivered; i++) {
+				if (reply->delivered[i].status < 0) {
+					r.err = reply->delivered[i].err;
+					break;
+				}
+			}
 		}
 		imap_append_free(&s->append);
 		imap_no_store(s, &r, "APPEND");

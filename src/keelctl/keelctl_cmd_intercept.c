@@ -199,7 +199,13 @@ static int keelctl_export_write(struct keelctl_export *x, json_t *args, const ch
 		free(tmp);
 		return ret;
 	}
-	x->out = fdopen(fd, "w");
+	if ((x->out = fdopen(fd, "w")) == NULL) {
+		ret = keelctl_fail(x->ctl, "cannot write %s: %s", tmp, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return ret;
+	}
 	ret = keelctl_export_fetch(x, args);
 	if (ret == 0 && (fflush(x->out) != 0 || fsync(fd) != 0))
 		ret = keelctl_fail(x->ctl, "writing %s: %s", tmp, strerror(errno));

@@ -14,6 +14,7 @@
 #include "lib/loop.h"
 #include "lib/xalloc.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 struct session {
 	struct session *prev, *next;
@@ -179,6 +180,8 @@ static void session_access_trace(struct session_env *env, struct session *s, boo
 {
 	struct store_trace_event e;
 
+	if (!trace_recorded(service_name(s->service), refused ? "refused" : "access"))
+		return;
 	memset(&e, 0, sizeof(e));
 	e.time = time(NULL);
 	snprintf(e.event, sizeof(e.event), "%s", refused ? "refused" : "access");

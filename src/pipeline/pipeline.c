@@ -89,26 +89,24 @@ static void pipeline_kick_queue(struct pipeline *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
-static void pipeline_hostname(struct pipeline *p, char *buf, size_t size)
+void pipeline_get_hostname(struct pipeline *p, char *buf, size_t size)
 {
 	pthread_mutex_lock(&p->lock);
 	snprintf(buf, size, "%s", p->hostname);
 	pthread_mutex_unlock(&p->lock);
 }
 
-void pipeline_get_hostname(struct pipeline *p, char *buf, size_t size)
-{
-	pipeline_hostname(p, buf, size);
-}
-
 /* Interception (docs/trace.md): once the message is durable, the accounts
  * under an order that received it (delivered to them) or sent it. */
 static void pipeline_intercept_job(struct pipeline_job *job)
 {
-	int64_t *users = xcalloc(job->n_local > 0 ? job->n_local : 1, sizeof(*users));
 	struct pipeline_copy_src src = { .env = &job->env, .protocol = job->protocol,
-					 .data = job->data, .size = job->size, .users = users };
+					 .data = job->data, .size = job->size };
+	int64_t *users;
 
+	if (!pipeline_intercepts_active(job->p))
+		return;
+	src.users = users = xcalloc(job->n_local > 0 ? job->n_local : 1, sizeof(*users));
 	for (size_t i = 0; i < job->n_local; i++)
 		if (job->outcome[i].status == 0)
 			users[src.n_users++] = job->local[i].user_id;
@@ -224,7 +222,7 @@ static void pipeline_bounce(struct pipeline_job *job)
 		n++;
 	}
 	if (n > 0) {
-		pipeline_hostname(job->p, host, sizeof(host));
+		pipeline_get_hostname(job->p, host, sizeof(host));
 		d.reporting_mta = host;
 		d.sender = job->env.sender;
 		d.envid = job->env.envid[0] != '\0' ? job->env.envid : NULL;
@@ -451,7 +449,7 @@ int pipeline_submit_report(struct pipeline *p, const struct pipeline_report *r,
 	char host[256], *msg;
 	size_t len;
 
-	pipeline_hostname(p, host, sizeof(host));
+	pipeline_get_hostname(p, host, sizeof(host));
 	d.reporting_mta = host;
 	d.sender = env->sender;
 	d.envid = env->envid[0] != '\0' ? env->envid : NULL;

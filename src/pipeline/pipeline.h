@@ -42,6 +42,11 @@ struct pipeline_target {
 	size_t rcpt;
 };
 
+struct directory_result;
+/* The targets of a resolved recipient: malloc'd, local users first, then
+ * remote addresses; *n_r of them. */
+struct pipeline_target *pipeline_targets_of(const struct directory_result *res, size_t *n_r);
+
 struct pipeline_message {
 	struct store_envelope env;  /* queue_id set by the caller */
 	const char *protocol;       /* "smtp", "submission", ... */

@@ -367,13 +367,18 @@ static void ic_copy_one(struct pipeline *p, const struct ic_order *order,
 	free(header);
 }
 
+bool pipeline_intercepts_active(struct pipeline *p)
+{
+	return atomic_load(&p->intercepts->n) > 0;
+}
+
 void pipeline_intercept_copy(struct pipeline *p, const struct pipeline_copy_src *src,
 			     struct loop *loop)
 {
 	struct ic_order *orders;
 	size_t n;
 
-	if (atomic_load(&p->intercepts->n) == 0 || strcmp(src->protocol, "intercept") == 0)
+	if (!pipeline_intercepts_active(p) || strcmp(src->protocol, "intercept") == 0)
 		return;
 	orders = ic_snapshot(p->intercepts, &n);
 	for (size_t i = 0; i < n; i++) {

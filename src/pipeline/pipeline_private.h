@@ -7,7 +7,6 @@
 
 #include "pipeline/pipeline.h"
 
-struct directory_result;
 struct pipeline_intercepts;
 
 struct pipeline {
@@ -33,14 +32,13 @@ struct pipeline_copy_src {
 
 struct pipeline_intercepts *pipeline_intercepts_new(void);
 void pipeline_intercepts_free(struct pipeline_intercepts **ic);
+/* Whether any interception order is in force (one atomic read). */
+bool pipeline_intercepts_active(struct pipeline *p);
 /* After src is durable, on the loop of its submission (whose data is the
  * store reader): copies for every order on an account that received or
  * sent it.  Cheap when there are no orders (one atomic read). */
 void pipeline_intercept_copy(struct pipeline *p, const struct pipeline_copy_src *src,
 			     struct loop *loop);
-/* The delivery targets of a resolved recipient (pipeline.c): malloc'd,
- * local users first, then remote addresses; *n_r of them. */
-struct pipeline_target *pipeline_targets_of(const struct directory_result *res, size_t *n_r);
 /* The pipeline's hostname, for messages it writes. */
 void pipeline_get_hostname(struct pipeline *p, char *buf, size_t size);
 

@@ -57,6 +57,7 @@ static void smtp_access_dnsbl_done(const struct dnsbl_result *r, void *ctx)
 
 bool smtp_access_connect(struct smtp_session *s)
 {
+	char zones[STORE_VALUE_MAX + 1];
 	time_t until;
 
 	if (!s->limits_exempt && clientlimit_blocked(s->peer_ip, time(NULL), &until)) {
@@ -76,11 +77,12 @@ bool smtp_access_connect(struct smtp_session *s)
 	}
 	if (s->service != SMTP_SERVICE_MX)
 		return false;
+	/* No lists (the usual case): nothing to look up, nothing to allocate. */
+	settings_get("dnsbl.zones", zones, sizeof(zones));
+	if (zones[0] == '\0')
+		return false;
 	if (exempt_ip("dnsbl.exempt_group", s->peer_ip)) {
-		char zones[STORE_VALUE_MAX + 1];
-		settings_get("dnsbl.zones", zones, sizeof(zones));
-		if (zones[0] != '\0')
-			smtp_trace(s, "dnsbl", NULL, "skipped: client in dnsbl.exempt_group");
+		smtp_trace(s, "dnsbl", NULL, "skipped: client in dnsbl.exempt_group");
 		return false;
 	}
 	s->access_check = dnsbl_check_start(loop_base(s->loop), s->peer_ip,

@@ -245,16 +245,17 @@ static bool smtp_may_relay(struct smtp_session *s, const char *address)
 
 void smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
+	int64_t max_rcpts = settings_get_int("smtp.max_recipients");
 	char address[STORE_ADDR_MAX + 1];
 	struct directory_result res;
 
-	if (s->n_rcpts >= (size_t)settings_get_int("smtp.max_recipients")) {
+	if (s->n_rcpts >= (size_t)max_rcpts) {
 		log_info("smtp", "s=%s event=rejected ip=%s limit=smtp.max_recipients max=%lld",
-			 s->id, s->peer_ip, (long long)settings_get_int("smtp.max_recipients"));
+			 s->id, s->peer_ip, (long long)max_rcpts);
 		smtp_trace(s, "rcpt", NULL, "rejected 452 4.5.3: smtp.max_recipients=%lld",
-			   (long long)settings_get_int("smtp.max_recipients"));
+			   (long long)max_rcpts);
 		smtp_error(s, 452, "4.5.3", "Error: too many recipients (smtp.max_recipients=%lld)",
-			   (long long)settings_get_int("smtp.max_recipients"));
+			   (long long)max_rcpts);
 		return;
 	}
 	if (!smtp_access_rcpt(s))
