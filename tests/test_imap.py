@@ -523,6 +523,58 @@ def test_changes_reach_the_other_session(keel):
     b.logout()
 
 
+def test_keyword_changes_reach_the_other_session(keel):
+    """A session's view keeps whether a message has keywords, not which:
+    one keyword replaced by another (no system flag changing) still reaches
+    the other session, and a \\Seen set by its own FETCH is not told twice."""
+    setup_users(keel)
+    deliver(keel, subject="k1")
+    deliver(keel, subject="k2")
+    a = login(keel)
+    b = login(keel)
+    a.select("INBOX")
+    b.select("INBOX")
+    a.store("1", "+FLAGS", "($label1)")
+    b.noop()
+    assert [x for x in b.untagged_responses.pop("FETCH") if b"$label1" in x]
+    a.store("1", "FLAGS", "($label2)")
+    b.noop()
+    fetched = b.untagged_responses.pop("FETCH")
+    assert any(b"$label2" in x and b"$label1" not in x for x in fetched), fetched
+    typ, data = b.fetch("2", "(BODY[TEXT])")
+    assert typ == "OK" and b"\\Seen" in data[-1]
+    b.noop()
+    assert "FETCH" not in b.untagged_responses, b.untagged_responses
+    typ, data = a.noop()
+    assert any(b"2 (FLAGS (\\Seen" in x for x in a.untagged_responses.pop("FETCH"))
+
+
+def test_fetch_of_message_expunged_elsewhere(keel):
+    """A message another session expunged stays in this session's numbering
+    until it may be told (not during FETCH, RFC 3501 7.4.1): fetching it
+    answers the others and NO [EXPUNGEISSUED] (RFC 2180 4.1.3, RFC 5530)."""
+    setup_users(keel)
+    for i in range(3):
+        deliver(keel, subject=f"x{i}")
+    a = login(keel)
+    b = login(keel)
+    a.select("INBOX")
+    b.select("INBOX")
+    a.store("2", "+FLAGS", "\\Deleted")
+    a.expunge()
+    typ, data = b.fetch("1:3", "(UID RFC822.SIZE)")
+    assert typ == "NO" and b"EXPUNGEISSUED" in data[0], (typ, data)
+    assert "EXPUNGE" not in b.untagged_responses
+    fetched = b.untagged_responses.pop("FETCH")
+    assert [x.split()[0] for x in fetched] == [b"1", b"3"], fetched
+    typ, data = b.noop()
+    assert b.untagged_responses.pop("EXPUNGE") == [b"2"]
+    typ, data = b.fetch("1:2", "(UID)")
+    assert typ == "OK" and [x.split()[2] for x in data] == [b"1)", b"3)"]
+    a.logout()
+    b.logout()
+
+
 def test_idle_gets_changes_at_once(keel):
     setup_users(keel)
     deliver(keel, subject="first")

@@ -57,6 +57,9 @@ struct imap_fetch {
 	size_t item;
 	bool first;
 	bool failed; /* some content could not be read: NO at the end */
+	bool expunged; /* some messages were expunged meanwhile: NO at the end */
+	struct imap_rows rows; /* the messages, read from the store a page at a time */
+	const struct imap_msg *m; /* the current one */
 	/* The current message's stored structure (its tree in tree), or, for a
 	 * message stored without one, its content (msg) and parsed tree. */
 	struct store_structure st;
@@ -79,6 +82,7 @@ void imap_fetch_free(struct imap_fetch **fp)
 		for (unsigned k = 0; k < f->items[i].n_fields; k++)
 			free(f->items[i].fields[k]);
 	free(f->items);
+	imap_rows_free(&f->rows);
 	free(f->idx);
 	free(f->msg);
 	mime_tree_free(&f->tree);
@@ -403,12 +407,14 @@ static void imap_fetch_literal(struct imap_session *s, const struct imap_fetch_i
 	imap_fetch_literal_as(s, it, data, len, false);
 }
 
-static void imap_fetch_traced(struct imap_session *s, struct imap_msg *m,
-			      const struct imap_fetch_item *it)
+static void imap_fetch_traced(struct imap_session *s, struct imap_fetch *f,
+			      const struct imap_msg *m, const struct imap_fetch_item *it)
 {
-	if (m->flags & IMAP_MSG_FETCHED)
+	struct imap_vmsg *vm = &s->view.msgs[f->idx[f->pos]];
+
+	if (vm->flags & IMAP_MSG_FETCHED)
 		return;
-	m->flags |= IMAP_MSG_FETCHED;
+	vm->flags |= IMAP_MSG_FETCHED;
 	trace_event_message_id(s->reader, m->blob_id,
 			       imap_trace(s, "fetched", "mailbox=%s uid=%u item=%s size=%llu",
 					  s->view.name, m->uid, it->name,
@@ -626,7 +632,7 @@ static void imap_fetch_binary_item(struct imap_session *s, struct imap_fetch *f,
 }
 
 static void imap_fetch_item(struct imap_session *s, struct imap_fetch *f,
-			    const struct imap_fetch_item *it, struct imap_msg *m)
+			    const struct imap_fetch_item *it, const struct imap_msg *m)
 {
 	const char *str;
 	char date[64];
@@ -649,14 +655,14 @@ static void imap_fetch_item(struct imap_session *s, struct imap_fetch *f,
 		imap_printf(s, "%s %s", it->name, str != NULL ? str : "NIL");
 		break;
 	case IMAP_FETCH_SECTION:
-		imap_fetch_traced(s, m, it);
+		imap_fetch_traced(s, f, m, it);
 		if (imap_item_whole(it))
 			imap_fetch_stream_start(s, f, it, m);
 		else
 			imap_fetch_section_item(s, f, it, m);
 		break;
 	case IMAP_FETCH_BINARY:
-		imap_fetch_traced(s, m, it);
+		imap_fetch_traced(s, f, m, it);
 		if (it->spec[0] == '\0')
 			imap_fetch_stream_start(s, f, it, m);
 		else
@@ -675,11 +681,13 @@ static void imap_fetch_item(struct imap_session *s, struct imap_fetch *f,
 
 static void imap_fetch_finish(struct imap_session *s)
 {
-	bool failed = s->fetch->failed;
+	bool failed = s->fetch->failed || s->fetch->rows.failed, expunged = s->fetch->expunged;
 
 	imap_fetch_free(&s->fetch);
 	if (failed)
 		imap_no(s, "[UNAVAILABLE] Some messages could not be read");
+	else if (expunged)
+		imap_no(s, "[EXPUNGEISSUED] Some of the requested messages no longer exist");
 	else
 		imap_ok(s, "%sFETCH completed", s->uid ? "UID " : "");
 }
@@ -695,10 +703,15 @@ static void imap_fetch_unload(struct imap_fetch *f)
 
 static bool imap_fetch_begin_msg(struct imap_session *s, struct imap_fetch *f)
 {
-	struct imap_msg *m = &s->view.msgs[f->idx[f->pos]];
-
 	imap_fetch_unload(f);
-	if (imap_fetch_load(s, f, m) < 0) {
+	/* Expunged by another session and not yet announced (a FETCH may not
+	 * announce it): RFC 2180 4.1.3, answered NO [EXPUNGEISSUED] at the end. */
+	if ((f->m = imap_rows_get(s, &f->rows, f->pos)) == NULL) {
+		f->expunged |= !f->rows.failed;
+		f->pos++;
+		return false;
+	}
+	if (imap_fetch_load(s, f, f->m) < 0) {
 		f->failed = true;
 		f->pos++;
 		return false;
@@ -712,15 +725,16 @@ static bool imap_fetch_begin_msg(struct imap_session *s, struct imap_fetch *f)
 
 static void imap_fetch_end_msg(struct imap_session *s, struct imap_fetch *f)
 {
-	struct imap_msg *m = &s->view.msgs[f->idx[f->pos]];
+	struct imap_vmsg *vm = &s->view.msgs[f->idx[f->pos]];
+	const struct imap_msg *m = f->m;
 
-	if ((m->flags & IMAP_MSG_SEEN_NOW) && !imap_fetch_has(f, IMAP_FETCH_FLAGS)) {
+	if ((vm->flags & IMAP_MSG_SEEN_NOW) && !imap_fetch_has(f, IMAP_FETCH_FLAGS)) {
 		imap_write(s, " ", 1);
 		imap_write_flags(s, m);
 		if (s->condstore && !imap_fetch_has(f, IMAP_FETCH_MODSEQ))
 			imap_printf(s, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 	}
-	m->flags &= ~IMAP_MSG_SEEN_NOW;
+	vm->flags &= ~IMAP_MSG_SEEN_NOW;
 	imap_write(s, ")\r\n", 3);
 	f->in_msg = false;
 	f->pos++;
@@ -751,7 +765,7 @@ static void imap_fetch_pump(struct imap_session *s)
 		if (!f->first)
 			imap_write(s, " ", 1);
 		f->first = false;
-		imap_fetch_item(s, f, &f->items[f->item++], &s->view.msgs[f->idx[f->pos]]);
+		imap_fetch_item(s, f, &f->items[f->item++], f->m);
 	}
 }
 
@@ -759,18 +773,29 @@ static void imap_fetch_pump(struct imap_session *s)
 
 static void imap_fetch_seen_done(struct imap_session *s, const struct store_reply *reply)
 {
+	uint32_t *uids;
+	size_t n = 0;
+
 	if (reply->status < 0) {
 		imap_fetch_free(&s->fetch);
 		imap_no_store(s, reply, "FETCH");
 		return;
 	}
+	uids = xmalloc((reply->n_delivered + 1) * sizeof(*uids));
 	for (size_t i = 0; i < reply->n_delivered; i++) {
 		long k = imap_view_find(&s->view, reply->delivered[i].uid);
 		if (k < 0 || reply->delivered[i].status < 0)
 			continue;
 		s->view.msgs[k].flags |= STORE_FLAG_SEEN | IMAP_MSG_SEEN_NOW;
-		s->view.msgs[k].modseq = reply->delivered[i].modseq;
+		uids[n++] = reply->delivered[i].uid;
 	}
+	/* The answer tells the new \Seen (and MODSEQ): the view takes the
+	 * change in without announcing it again.  Others' changes meanwhile
+	 * are announced now; expunges wait for the command's end. */
+	qsort(uids, n, sizeof(*uids), imap_uid_cmp);
+	s->view.changed = true;
+	imap_view_sync(s, false, uids, n);
+	free(uids);
 	s->pump = imap_fetch_pump;
 	imap_fetch_pump(s);
 }
@@ -798,8 +823,14 @@ static bool imap_fetch_unknown_cte(struct imap_session *s, struct imap_fetch *f)
 		binary |= (f->items[k].kind == IMAP_FETCH_BINARY ||
 			   f->items[k].kind == IMAP_FETCH_BINARY_SIZE) &&
 			  f->items[k].spec[0] != '\0';
-	for (size_t i = 0; binary && !unknown && i < f->n; i++) {
-		if (imap_fetch_load(s, f, &s->view.msgs[f->idx[i]]) < 0)
+	struct imap_rows rows;
+	const struct imap_msg *m;
+
+	if (!binary)
+		return false;
+	imap_rows_init(&rows, f->idx, f->n);
+	for (size_t i = 0; !unknown && i < f->n; i++) {
+		if ((m = imap_rows_get(s, &rows, i)) == NULL || imap_fetch_load(s, f, m) < 0)
 			continue; /* answered as unreadable later */
 		for (size_t k = 0; k < f->n_items; k++) {
 			const struct imap_fetch_item *it = &f->items[k];
@@ -809,6 +840,7 @@ static bool imap_fetch_unknown_cte(struct imap_session *s, struct imap_fetch *f)
 		}
 		imap_fetch_unload(f);
 	}
+	imap_rows_free(&rows);
 	return unknown;
 }
 
@@ -822,6 +854,7 @@ static void imap_fetch_start(struct imap_session *s, struct imap_fetch *f)
 		imap_no(s, "[UNKNOWN-CTE] Cannot decode the part's Content-Transfer-Encoding");
 		return;
 	}
+	imap_rows_init(&f->rows, f->idx, f->n);
 	s->fetch = f;
 	imap_suspend(s);
 	if (s->view.readonly || !imap_fetch_sets_seen(f)) {
@@ -852,7 +885,8 @@ static void imap_fetch_start(struct imap_session *s, struct imap_fetch *f)
 static int imap_fetch_modifiers(struct imap_session *s, struct imap_fetch *f,
 				const struct imap_arg *a, const struct imap_arg *set)
 {
-	size_t out = 0;
+	struct store_message *changed = NULL;
+	size_t out = 0, n_changed = 0;
 	uint64_t since;
 	bool vanished = false;
 
@@ -869,9 +903,16 @@ static int imap_fetch_modifiers(struct imap_session *s, struct imap_fetch *f,
 	}
 	since = a->list[1].num;
 	s->condstore = true;
-	for (size_t i = 0; i < f->n; i++)
-		if (s->view.msgs[f->idx[i]].modseq > since)
+	if (store_message_changed(s->reader, s->view.mailbox_id, since, &changed, &n_changed) < 0)
+		n_changed = 0;
+	for (size_t i = 0, j = 0; i < f->n; i++) {
+		uint32_t uid = s->view.msgs[f->idx[i]].uid;
+		while (j < n_changed && changed[j].uid < uid)
+			j++;
+		if (j < n_changed && changed[j].uid == uid)
 			f->idx[out++] = f->idx[i];
+	}
+	free(changed);
 	f->n = out;
 	if (!imap_fetch_has(f, IMAP_FETCH_MODSEQ))
 		imap_fetch_add(f, IMAP_FETCH_MODSEQ, "MODSEQ");

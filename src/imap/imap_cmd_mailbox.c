@@ -103,17 +103,26 @@ static void imap_select_qresync(struct imap_session *s, const struct imap_arg *q
 {
 	const struct imap_view *v = &s->view;
 	uint64_t modseq = q->list[1].num;
+	struct store_message *list;
+	size_t n;
 
 	if (q->list[0].num != v->uidvalidity)
 		return;
 	imap_view_vanished_earlier(s, modseq, q->n >= 3 ? &q->list[2] : NULL);
-	for (size_t i = 0; i < v->n; i++) {
-		if (v->msgs[i].modseq <= modseq)
+	if (store_message_changed(s->reader, v->mailbox_id, modseq, &list, &n) < 0)
+		return;
+	for (size_t j = 0; j < n; j++) {
+		long i = imap_view_find(v, list[j].uid);
+		struct imap_msg m = { .uid = list[j].uid, .keywords = list[j].keywords };
+		if (i < 0)
 			continue;
-		imap_printf(s, "* %zu FETCH (UID %u ", i + 1, v->msgs[i].uid);
-		imap_write_flags(s, &v->msgs[i]);
-		imap_printf(s, " MODSEQ (%llu))\r\n", (unsigned long long)v->msgs[i].modseq);
+		m.flags = (list[j].flags & IMAP_MSG_SYSTEM_FLAGS) |
+			  (v->msgs[i].flags & IMAP_MSG_SESSION);
+		imap_printf(s, "* %ld FETCH (UID %u ", i + 1, m.uid);
+		imap_write_flags(s, &m);
+		imap_printf(s, " MODSEQ (%llu))\r\n", (unsigned long long)list[j].modseq);
 	}
+	free(list);
 }
 
 static void imap_select(struct imap_session *s, const struct imap_arg *args, bool readonly)
@@ -229,9 +238,9 @@ void imap_cmd_close(struct imap_session *s, const struct imap_arg *args)
 	for (size_t i = 0; i < v->n; i++) {
 		if (v->msgs[i].flags & STORE_FLAG_DELETED) {
 			uids[n++] = v->msgs[i].uid;
-			trace_event_message_id(s->reader, v->msgs[i].blob_id,
-					       imap_trace(s, "expunged", "CLOSE mailbox=%s uid=%u",
-							  v->name, v->msgs[i].uid));
+			trace_event_message_uid(s->reader, v->mailbox_id, v->msgs[i].uid,
+						imap_trace(s, "expunged", "CLOSE mailbox=%s uid=%u",
+							   v->name, v->msgs[i].uid));
 		}
 	}
 	if (n == 0) {

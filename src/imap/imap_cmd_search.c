@@ -52,6 +52,8 @@ struct imap_search {
 	size_t msg_len;
 	struct mime_tree *tree;
 	bool loaded;
+	/* Rows read only when a key needs more than the view's flags. */
+	struct imap_rows rows;
 };
 
 static void imap_snode_free(struct imap_snode *n)
@@ -466,26 +468,27 @@ static bool imap_keyword_has(const char *list, const char *kw)
 	return false;
 }
 
+/* The message at view index i as the store has it; NULL when it was
+ * expunged meanwhile (it matches nothing then). */
+static const struct imap_msg *imap_search_msg(struct imap_search *q, size_t i)
+{
+	q->rows.n = q->s->view.n;
+	return imap_rows_get(q->s, &q->rows, i);
+}
+
 static bool imap_search_match(struct imap_search *q, const struct imap_snode *n, size_t i)
 {
-	const struct imap_msg *m = &q->s->view.msgs[i];
-	time_t day = m->internaldate - m->internaldate % 86400;
+	uint32_t flags = q->s->view.msgs[i].flags;
+	const struct imap_msg *m;
+	time_t day;
 
 	switch (n->key) {
 	case SK_ALL: return true;
-	case SK_FLAG_SET: return (m->flags & n->flag) != 0;
-	case SK_FLAG_UNSET: return (m->flags & n->flag) == 0;
-	case SK_NEW: return (m->flags & IMAP_MSG_RECENT) && !(m->flags & STORE_FLAG_SEEN);
-	case SK_OLD: return !(m->flags & IMAP_MSG_RECENT);
-	case SK_RECENT: return (m->flags & IMAP_MSG_RECENT) != 0;
-	case SK_KEYWORD: return imap_keyword_has(m->keywords, n->str);
-	case SK_UNKEYWORD: return !imap_keyword_has(m->keywords, n->str);
-	case SK_LARGER: return m->size > n->num;
-	case SK_SMALLER: return m->size < n->num;
-	case SK_MODSEQ: return m->modseq >= n->num;
-	case SK_BEFORE: return day < n->date;
-	case SK_ON: return day == n->date;
-	case SK_SINCE: return day >= n->date;
+	case SK_FLAG_SET: return (flags & n->flag) != 0;
+	case SK_FLAG_UNSET: return (flags & n->flag) == 0;
+	case SK_NEW: return (flags & IMAP_MSG_RECENT) && !(flags & STORE_FLAG_SEEN);
+	case SK_OLD: return !(flags & IMAP_MSG_RECENT);
+	case SK_RECENT: return (flags & IMAP_MSG_RECENT) != 0;
 	case SK_SET: return n->mark[i] != 0;
 	case SK_NOT: return !imap_search_match(q, n->kids[0], i);
 	case SK_OR: return imap_search_match(q, n->kids[0], i) || imap_search_match(q, n->kids[1], i);
@@ -498,6 +501,20 @@ static bool imap_search_match(struct imap_search *q, const struct imap_snode *n,
 	}
 	if (n->mark != NULL && n->mark[i] != IMAP_MARK_READ)
 		return n->mark[i] == IMAP_MARK_YES;
+	if ((m = imap_search_msg(q, i)) == NULL)
+		return false;
+	day = m->internaldate - m->internaldate % 86400;
+	switch (n->key) {
+	case SK_KEYWORD: return imap_keyword_has(m->keywords, n->str);
+	case SK_UNKEYWORD: return !imap_keyword_has(m->keywords, n->str);
+	case SK_LARGER: return m->size > n->num;
+	case SK_SMALLER: return m->size < n->num;
+	case SK_MODSEQ: return m->modseq >= n->num;
+	case SK_BEFORE: return day < n->date;
+	case SK_ON: return day == n->date;
+	case SK_SINCE: return day >= n->date;
+	default: break;
+	}
 	if (imap_search_load(q, m) < 0)
 		return false;
 	if (n->key == SK_SENTBEFORE || n->key == SK_SENTON || n->key == SK_SENTSINCE) {
@@ -610,6 +627,7 @@ void imap_search_free(struct imap_search_job **jp)
 	if (j->ev != NULL)
 		event_free(j->ev);
 	imap_snode_free(j->root);
+	imap_rows_free(&j->q.rows);
 	free(j->q.msg);
 	mime_tree_free(&j->q.tree);
 	free(j->r.idx);
@@ -625,9 +643,10 @@ static bool imap_search_slice(struct imap_session *s, struct imap_search_job *j)
 		size_t i = j->next;
 		j->q.loaded = false;
 		if (imap_search_match(&j->q, j->root, i)) {
+			const struct imap_msg *m = j->q.modseq_key ? imap_search_msg(&j->q, i) : NULL;
 			j->r.idx[j->r.n++] = i;
-			if (s->view.msgs[i].modseq > j->r.max_modseq)
-				j->r.max_modseq = s->view.msgs[i].modseq;
+			if (m != NULL && m->modseq > j->r.max_modseq)
+				j->r.max_modseq = m->modseq;
 		}
 		free(j->q.msg);
 		j->q.msg = NULL;

@@ -164,16 +164,22 @@ static time_t imap_header_date(const char *value)
 	return t;
 }
 
+/* m: the message, NULL when it was expunged meanwhile (sorted as empty). */
 static void imap_sort_fill(struct imap_session *s, const struct imap_sort_ctx *c,
-			   struct imap_sort_entry *e)
+			   const struct imap_msg *m, struct imap_sort_entry *e)
 {
 	static const char *const fields[3] = { "Cc", "From", "To" };
-	const struct imap_msg *m = &s->view.msgs[e->idx];
 	char value[1024];
 	const char *error;
 	void *data = NULL;
 	size_t len = 0;
 
+	if (m == NULL) {
+		for (int i = 0; i < 3; i++)
+			e->text[i] = xstrdup("");
+		e->subject = xstrdup("");
+		return;
+	}
 	e->arrival = m->internaldate;
 	e->date = m->internaldate;
 	e->size = m->size;
@@ -257,11 +263,14 @@ static void imap_sort_done(struct imap_session *s, struct imap_search_result *r)
 {
 	const struct imap_sort_ctx *c = (const struct imap_sort_ctx *)s->scratch;
 	struct imap_sort_entry *e = xcalloc(r->n + 1, sizeof(*e));
+	struct imap_rows rows;
 
+	imap_rows_init(&rows, r->idx, r->n);
 	for (size_t i = 0; i < r->n; i++) {
 		e[i].idx = r->idx[i];
-		imap_sort_fill(s, c, &e[i]);
+		imap_sort_fill(s, c, imap_rows_get(s, &rows, i), &e[i]);
 	}
+	imap_rows_free(&rows);
 	qsort_r(e, r->n, sizeof(*e), imap_sort_cmp, (void *)c);
 	imap_printf(s, "* SORT");
 	for (size_t i = 0; i < r->n; i++) {

@@ -28,6 +28,35 @@ struct imap_store_req {
 	bool silent;
 };
 
+/* The new flags (and MODSEQ) of the messages a STORE changed, as the store
+ * now has them; a message expunged meanwhile is left out. */
+static void imap_store_answer(struct imap_session *s, const uint32_t *uids, size_t n)
+{
+	size_t *idx = xmalloc((n + 1) * sizeof(*idx)), n_idx = 0;
+	const struct imap_msg *m;
+	struct imap_rows rows;
+
+	for (size_t i = 0; i < n; i++) {
+		long k = imap_view_find(&s->view, uids[i]);
+		if (k >= 0)
+			idx[n_idx++] = (size_t)k;
+	}
+	imap_rows_init(&rows, idx, n_idx);
+	for (size_t i = 0; i < n_idx; i++) {
+		if ((m = imap_rows_get(s, &rows, i)) == NULL)
+			continue;
+		imap_printf(s, "* %zu FETCH (", idx[i] + 1);
+		imap_write_flags(s, m);
+		if (s->uid)
+			imap_printf(s, " UID %u", m->uid);
+		if (s->condstore)
+			imap_printf(s, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+		imap_write(s, ")\r\n", 3);
+	}
+	imap_rows_free(&rows);
+	free(idx);
+}
+
 static void imap_store_done(struct imap_session *s, const struct store_reply *reply)
 {
 	struct imap_store_req *r = (struct imap_store_req *)s->scratch;
@@ -46,18 +75,8 @@ static void imap_store_done(struct imap_session *s, const struct store_reply *re
 			modified[n_modified++] = reply->delivered[i].uid;
 	s->view.changed = true;
 	imap_view_sync(s, s->uid, r->uids, r->n);
-	for (size_t i = 0; i < r->n && !r->silent; i++) {
-		long k = imap_view_find(&s->view, r->uids[i]);
-		if (k < 0)
-			continue;
-		imap_printf(s, "* %ld FETCH (", k + 1);
-		imap_write_flags(s, &s->view.msgs[k]);
-		if (s->uid)
-			imap_printf(s, " UID %u", r->uids[i]);
-		if (s->condstore)
-			imap_printf(s, " MODSEQ (%llu)", (unsigned long long)s->view.msgs[k].modseq);
-		imap_write(s, ")\r\n", 3);
-	}
+	if (!r->silent)
+		imap_store_answer(s, r->uids, r->n);
 	free(r->uids);
 	if (n_modified == 0) {
 		free(modified);
@@ -229,12 +248,12 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_arg *args)
 		n_idx = 0;
 	uids = xmalloc((v->n + 1) * sizeof(*uids));
 	for (size_t i = 0; i < (s->uid ? n_idx : v->n); i++) {
-		const struct imap_msg *m = &v->msgs[s->uid ? idx[i] : i];
+		const struct imap_vmsg *m = &v->msgs[s->uid ? idx[i] : i];
 		if (m->flags & STORE_FLAG_DELETED) {
 			uids[n++] = m->uid;
-			trace_event_message_id(s->reader, m->blob_id,
-					       imap_trace(s, "expunged", "mailbox=%s uid=%u",
-							  v->name, m->uid));
+			trace_event_message_uid(s->reader, v->mailbox_id, m->uid,
+						imap_trace(s, "expunged", "mailbox=%s uid=%u",
+							   v->name, m->uid));
 		}
 	}
 	free(idx);

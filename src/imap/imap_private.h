@@ -57,21 +57,33 @@ enum imap_input {
 	IMAP_INPUT_IDLE, /* waiting for DONE */
 };
 
-/* Bits of imap_msg.flags beyond enum store_flag. */
+/* Bits of imap_vmsg.flags (and imap_msg.flags) beyond enum store_flag. */
 #define IMAP_MSG_RECENT  (1u << 16)
 #define IMAP_MSG_FETCHED (1u << 17) /* the "fetched" trace event was written */
 #define IMAP_MSG_SEEN_NOW (1u << 18) /* this FETCH set \Seen: FLAGS go with it */
+#define IMAP_MSG_KEYWORDS (1u << 19) /* had keywords when last told */
+#define IMAP_MSG_SESSION (IMAP_MSG_RECENT | IMAP_MSG_FETCHED | IMAP_MSG_SEEN_NOW)
 #define IMAP_MSG_SYSTEM_FLAGS 0x1fu
 
-/* One message of the selected mailbox, in sequence order. */
+/* One message of the selected mailbox as the view keeps it, in sequence
+ * order: 8 bytes, so that a session idling in a 2,000-message folder
+ * stays small (docs/imap.md, "Memory").  Everything else is read from the
+ * store when a command needs it (imap_rows). */
+struct imap_vmsg {
+	uint32_t uid;
+	uint32_t flags; /* enum store_flag bits as last told the client, IMAP_MSG_* */
+};
+
+/* One message as a command sees it: the store's row, with this session's
+ * IMAP_MSG_* bits. */
 struct imap_msg {
 	uint32_t uid;
-	uint32_t flags; /* enum store_flag bits, IMAP_MSG_* */
+	uint32_t flags; /* the store's flags, IMAP_MSG_SESSION bits of the view */
 	uint64_t modseq;
 	uint64_t size;
 	int64_t blob_id;
 	time_t internaldate;
-	char *keywords; /* NULL or a space-separated list */
+	const char *keywords; /* "" or a space-separated list */
 };
 
 struct imap_view {
@@ -80,7 +92,7 @@ struct imap_view {
 	bool readonly;
 	uint32_t uidvalidity;
 	uint64_t highestmodseq; /* what this view has caught up with */
-	struct imap_msg *msgs;
+	struct imap_vmsg *msgs;
 	size_t n, alloc;
 	struct store_watch *watch;
 	bool changed;              /* the notifier spoke since the last sync */
@@ -233,6 +245,24 @@ int imap_view_resolve(const struct imap_view *v, const struct imap_arg *arg, boo
 		      size_t **idx_r, size_t *n_r, const char **error_r);
 /* "FLAGS (...)" of a message. */
 void imap_write_flags(struct imap_session *s, const struct imap_msg *m);
+
+/* Reading the messages a command walks from the store, a page at a time:
+ * positions 0..n-1 of idx (sorted view indexes; NULL: the whole view).
+ * The rows of one page are held, never the whole set. */
+struct imap_rows {
+	const size_t *idx;
+	size_t n;
+	size_t first, count;        /* the page held: positions [first, first + count) */
+	struct store_message *rows; /* one per position of the page; uid 0: gone */
+	struct imap_msg m;
+	bool failed;                /* a read failed (not: a message was expunged) */
+};
+void imap_rows_init(struct imap_rows *c, const size_t *idx, size_t n);
+void imap_rows_free(struct imap_rows *c);
+/* The message at position pos (valid until the next call), or NULL when it
+ * is no longer in the store (expunged, not yet announced) or could not be
+ * read (c->failed). */
+const struct imap_msg *imap_rows_get(struct imap_session *s, struct imap_rows *c, size_t pos);
 
 /* ---- imap_cmd_fetch.c / store / append / idle / search --------------- */
 imap_cmd_fn imap_cmd_fetch, imap_cmd_store, imap_cmd_expunge, imap_cmd_copy, imap_cmd_move,

@@ -1,9 +1,11 @@
 /* The selected mailbox as this session sees it: uids in sequence order with
- * their flags and the few fields FETCH needs, read once at SELECT (in
- * pages) and then kept up to date from the store's notifier.  Changes made
- * by anyone, this session included, reach the client through
- * imap_view_sync(), which reads only what changed since the view's
- * highestmodseq. */
+ * the flags last told the client (8 bytes a message), read once at SELECT
+ * from the store's covering index, in pages, and then kept up to date from
+ * the store's notifier.  Changes made by anyone, this session included,
+ * reach the client through imap_view_sync(), which reads only what changed
+ * since the view's highestmodseq.  What else a command needs (size, date,
+ * modseq, keywords, the blob) is read from the store a page at a time by
+ * imap_rows. */
 #include "imap/imap_private.h"
 
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "lib/xalloc.h"
 
 #define IMAP_VIEW_PAGE 5000
+#define IMAP_ROWS_PAGE 128
 
 static void imap_view_watch_cb(int64_t mailbox_id, uint64_t highestmodseq, void *ctx)
 {
@@ -26,21 +29,14 @@ static void imap_view_watch_cb(int64_t mailbox_id, uint64_t highestmodseq, void 
 		imap_view_sync(s, true, NULL, 0);
 }
 
-static void imap_msg_set(struct imap_msg *m, const struct store_message *sm)
+static uint32_t imap_vmsg_flags(uint32_t old, uint32_t flags, bool keywords)
 {
-	m->uid = sm->uid;
-	m->flags = (m->flags & ~IMAP_MSG_SYSTEM_FLAGS) | (sm->flags & IMAP_MSG_SYSTEM_FLAGS);
-	m->modseq = sm->modseq;
-	m->size = sm->size;
-	m->blob_id = sm->blob_id;
-	m->internaldate = sm->internaldate;
-	free(m->keywords);
-	m->keywords = sm->keywords[0] ? xstrdup(sm->keywords) : NULL;
+	return (old & IMAP_MSG_SESSION) | (flags & IMAP_MSG_SYSTEM_FLAGS) |
+	       (keywords ? IMAP_MSG_KEYWORDS : 0);
 }
 
 /* Room for n messages.  An idle session holds its view for hours, so the
- * array grows by a quarter (amortised O(1) still) rather than doubling:
- * one new message in a 2,000-message folder must not cost 96 KB. */
+ * array grows by a quarter (amortised O(1) still) rather than doubling. */
 static void imap_view_reserve(struct imap_view *v, size_t n)
 {
 	if (n <= v->alloc)
@@ -51,11 +47,11 @@ static void imap_view_reserve(struct imap_view *v, size_t n)
 	v->msgs = xrealloc(v->msgs, v->alloc * sizeof(*v->msgs));
 }
 
-static void imap_view_append(struct imap_view *v, const struct store_message *sm)
+static void imap_view_append(struct imap_view *v, uint32_t uid, uint32_t flags, bool keywords)
 {
 	imap_view_reserve(v, v->n + 1);
-	memset(&v->msgs[v->n], 0, sizeof(v->msgs[0]));
-	imap_msg_set(&v->msgs[v->n++], sm);
+	v->msgs[v->n].uid = uid;
+	v->msgs[v->n++].flags = imap_vmsg_flags(0, flags, keywords);
 }
 
 /* Marks the messages from uid first_recent on as \Recent; returns how many. */
@@ -77,7 +73,6 @@ int imap_view_open(struct imap_session *s, const struct store_mailbox *m, bool r
 {
 	struct imap_view *v = &s->view;
 	struct store_mailbox now;
-	struct store_message *list;
 	uint32_t next = 1, first_recent;
 	size_t n;
 
@@ -95,19 +90,20 @@ int imap_view_open(struct imap_session *s, const struct store_mailbox *m, bool r
 	/* The count read with the mailbox row: new arrivals meanwhile grow it. */
 	imap_view_reserve(v, now.messages);
 	do {
-		if (store_message_list(s->reader, now.id, next, IMAP_VIEW_PAGE, &list, &n) < 0) {
+		struct store_message_brief *list;
+		if (store_message_brief_list(s->reader, now.id, next, IMAP_VIEW_PAGE, &list, &n) < 0) {
 			imap_view_close(s);
 			return -1;
 		}
 		for (size_t i = 0; i < n; i++)
-			imap_view_append(v, &list[i]);
+			imap_view_append(v, list[i].uid, list[i].flags, list[i].keywords);
 		if (n > 0)
 			next = list[n - 1].uid + 1;
 		free(list);
 	} while (n == IMAP_VIEW_PAGE);
 	/* Messages committed after the mailbox row was read are in the list
-	 * but newer than highestmodseq: the first sync sees them again and
-	 * finds them known, which is harmless. */
+	 * but newer than highestmodseq: the first sync sees them again, finds
+	 * them known and tells only a CONDSTORE client their (newer) MODSEQ. */
 	next = v->n > 0 ? v->msgs[v->n - 1].uid + 1 : 1;
 	/* An IMAP4rev2 session has no \Recent: it claims none, so that a
 	 * rev1 session opening the mailbox later still sees them. */
@@ -124,8 +120,6 @@ void imap_view_close(struct imap_session *s)
 
 	if (v->watch != NULL)
 		store_unwatch(s->env->store, &v->watch);
-	for (size_t i = 0; i < v->n; i++)
-		free(v->msgs[i].keywords);
 	free(v->msgs);
 	free(v->expunged);
 	memset(v, 0, sizeof(*v));
@@ -254,7 +248,7 @@ void imap_write_flags(struct imap_session *s, const struct imap_msg *m)
 		imap_printf(s, "%s\\Recent", first ? "" : " ");
 		first = false;
 	}
-	if (m->keywords != NULL)
+	if (m->keywords != NULL && m->keywords[0] != '\0')
 		imap_printf(s, "%s%s", first ? "" : " ", m->keywords);
 	imap_write(s, ")", 1);
 }
@@ -294,10 +288,8 @@ static void imap_view_expunge_now(struct imap_session *s)
 			imap_untagged(s, "%ld EXPUNGE", i + 1);
 	}
 	for (size_t i = 0; i < v->n; i++) {
-		if (imap_uid_in(v->expunged, v->n_expunged, v->msgs[i].uid)) {
-			free(v->msgs[i].keywords);
+		if (imap_uid_in(v->expunged, v->n_expunged, v->msgs[i].uid))
 			continue;
-		}
 		v->msgs[out++] = v->msgs[i];
 	}
 	v->n = out;
@@ -306,15 +298,31 @@ static void imap_view_expunge_now(struct imap_session *s)
 	v->n_expunged = 0;
 }
 
-static bool imap_msg_differs(const struct imap_msg *m, const struct store_message *sm)
+/* Whether the client must be told of the row's flags: the view keeps
+ * whether a message had keywords, not which, so a change to a message
+ * with keywords is always told (an extra FETCH is harmless; a missed one
+ * is not). */
+static bool imap_msg_differs(const struct imap_vmsg *m, const struct store_message *sm)
 {
-	const char *kw = m->keywords != NULL ? m->keywords : "";
-
 	return (m->flags & IMAP_MSG_SYSTEM_FLAGS) != (sm->flags & IMAP_MSG_SYSTEM_FLAGS) ||
-	       strcmp(kw, sm->keywords) != 0;
+	       (m->flags & IMAP_MSG_KEYWORDS) || sm->keywords[0] != '\0';
 }
 
-/* Applies changed (and new) messages; returns how many are new. */
+/* The row as a command sees it, with the view's session bits. */
+static void imap_msg_of(struct imap_msg *m, const struct store_message *sm, uint32_t session)
+{
+	m->uid = sm->uid;
+	m->flags = (sm->flags & IMAP_MSG_SYSTEM_FLAGS) | (session & IMAP_MSG_SESSION);
+	m->modseq = sm->modseq;
+	m->size = sm->size;
+	m->blob_id = sm->blob_id;
+	m->internaldate = sm->internaldate;
+	m->keywords = sm->keywords;
+}
+
+/* Applies changed (and new) messages; returns how many are new.  Every
+ * row here changed after the view's highestmodseq, so a CONDSTORE client
+ * hears of each (its MODSEQ is new to it) unless the caller reports it. */
 static size_t imap_view_apply(struct imap_session *s, const struct store_message *list, size_t n,
 			      const uint32_t *skip, size_t n_skip)
 {
@@ -324,8 +332,9 @@ static size_t imap_view_apply(struct imap_session *s, const struct store_message
 
 	for (size_t i = 0; i < n; i++) {
 		const struct store_message *sm = &list[i];
+		struct imap_msg m;
 		if (sm->uid > last) {
-			imap_view_append(v, sm);
+			imap_view_append(v, sm->uid, sm->flags, sm->keywords[0] != '\0');
 			last = sm->uid;
 			continue;
 		}
@@ -333,14 +342,14 @@ static size_t imap_view_apply(struct imap_session *s, const struct store_message
 		if (k < 0 || imap_uid_in(v->expunged, v->n_expunged, sm->uid))
 			continue;
 		bool differs = imap_msg_differs(&v->msgs[k], sm);
-		bool modseq = sm->modseq != v->msgs[k].modseq;
-		imap_msg_set(&v->msgs[k], sm);
-		if (imap_uid_in(skip, n_skip, sm->uid) || !(differs || (modseq && s->condstore)))
+		v->msgs[k].flags = imap_vmsg_flags(v->msgs[k].flags, sm->flags, sm->keywords[0] != '\0');
+		if (imap_uid_in(skip, n_skip, sm->uid) || !(differs || s->condstore))
 			continue;
+		imap_msg_of(&m, sm, v->msgs[k].flags);
 		imap_printf(s, "* %ld FETCH (", k + 1);
 		if (s->uid)
 			imap_printf(s, "UID %u ", sm->uid);
-		imap_write_flags(s, &v->msgs[k]);
+		imap_write_flags(s, &m);
 		if (s->condstore)
 			imap_printf(s, " MODSEQ (%llu)", (unsigned long long)sm->modseq);
 		imap_write(s, ")\r\n", 3);
@@ -433,4 +442,87 @@ void imap_view_sync(struct imap_session *s, bool allow_expunge, const uint32_t *
 				imap_untagged(s, "%u RECENT", recent);
 		}
 	}
+}
+
+/* ---- reading what a command needs ------------------------------------------ */
+
+void imap_rows_init(struct imap_rows *c, const size_t *idx, size_t n)
+{
+	memset(c, 0, sizeof(*c));
+	c->idx = idx;
+	c->n = n;
+}
+
+void imap_rows_free(struct imap_rows *c)
+{
+	free(c->rows);
+	c->rows = NULL;
+	c->count = 0;
+}
+
+static size_t imap_rows_index(const struct imap_rows *c, size_t pos)
+{
+	return c->idx != NULL ? c->idx[pos] : pos;
+}
+
+/* Reads the page of positions from pos on.  A dense page (its messages
+ * close together in the view) is one range read; a sparse one (1,5000,...)
+ * a read per message, so that neither reads far more rows than it needs. */
+static void imap_rows_load(struct imap_session *s, struct imap_rows *c, size_t pos)
+{
+	const struct imap_view *v = &s->view;
+	size_t count = c->n - pos < IMAP_ROWS_PAGE ? c->n - pos : IMAP_ROWS_PAGE;
+	size_t lo = imap_rows_index(c, pos), hi = imap_rows_index(c, pos + count - 1);
+	struct store_message *list;
+	size_t n, j = 0;
+
+	if (c->rows == NULL)
+		c->rows = xmalloc(IMAP_ROWS_PAGE * sizeof(*c->rows));
+	c->first = pos;
+	c->count = count;
+	for (size_t p = 0; p < count; p++)
+		c->rows[p].uid = 0;
+	if (hi - lo + 1 <= 4 * count) {
+		/* Rows in [uid(lo), uid(hi)] are view messages between lo and hi
+		 * (new ones have greater uids): hi - lo + 1 rows at most. */
+		if (store_message_list(s->reader, v->mailbox_id, v->msgs[lo].uid, hi - lo + 1, &list,
+				       &n) < 0) {
+			c->failed = true;
+			return;
+		}
+		for (size_t p = 0; p < count; p++) {
+			uint32_t uid = v->msgs[imap_rows_index(c, pos + p)].uid;
+			while (j < n && list[j].uid < uid)
+				j++;
+			if (j < n && list[j].uid == uid)
+				c->rows[p] = list[j];
+		}
+		free(list);
+		return;
+	}
+	for (size_t p = 0; p < count; p++) {
+		uint32_t uid = v->msgs[imap_rows_index(c, pos + p)].uid;
+		if (store_message_list(s->reader, v->mailbox_id, uid, 1, &list, &n) < 0) {
+			c->failed = true;
+			continue;
+		}
+		if (n == 1 && list[0].uid == uid)
+			c->rows[p] = list[0];
+		free(list);
+	}
+}
+
+const struct imap_msg *imap_rows_get(struct imap_session *s, struct imap_rows *c, size_t pos)
+{
+	const struct store_message *sm;
+
+	if (pos >= c->n)
+		return NULL;
+	if (c->count == 0 || pos < c->first || pos >= c->first + c->count)
+		imap_rows_load(s, c, pos);
+	sm = &c->rows[pos - c->first];
+	if (sm->uid == 0)
+		return NULL;
+	imap_msg_of(&c->m, sm, s->view.msgs[imap_rows_index(c, pos)].flags);
+	return &c->m;
 }

@@ -50,7 +50,7 @@ struct store_reader;
 #define STORE_VALUE_MAX 4095
 
 /* Schema version this binary writes; a data dir with a newer one is refused. */
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 enum store_err {
 	STORE_OK = 0,
@@ -632,6 +632,17 @@ int store_mailbox_get(struct store_reader *r, int64_t user_id, const char *name,
  * (0: no limit). */
 int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t first_uid,
 		       size_t limit, struct store_message **list_r, size_t *n_r);
+/* What an IMAP session keeps of each message of its selected mailbox: the
+ * uid, the flags and whether it has keywords.  Read from a covering index
+ * (schema 10), so that listing a 100,000-message mailbox reads the index's
+ * few hundred pages and never the messages' rows. */
+struct store_message_brief {
+	uint32_t uid;
+	uint32_t flags; /* enum store_flag bits */
+	bool keywords;
+};
+int store_message_brief_list(struct store_reader *r, int64_t mailbox_id, uint32_t first_uid,
+			     size_t limit, struct store_message_brief **list_r, size_t *n_r);
 int store_mailbox_get_by_id(struct store_reader *r, int64_t mailbox_id,
 			    struct store_mailbox *m_r);
 /* Messages of a mailbox whose modseq > since (CONDSTORE/QRESYNC), in uid

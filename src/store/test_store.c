@@ -1686,6 +1686,66 @@ static void test_store_flag_change_pages(void)
 	t_teardown();
 }
 
+/* Pages the reader fetched from the file (not its cache) for fn, its cache
+ * emptied first. */
+static int t_reader_misses(void (*fn)(int64_t), int64_t mailbox_id)
+{
+	int cur = 0, hi = 0;
+
+	sqlite3_db_release_memory(t_r->c.db);
+	sqlite3_db_status(t_r->c.db, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 1);
+	fn(mailbox_id);
+	sqlite3_db_status(t_r->c.db, SQLITE_DBSTATUS_CACHE_MISS, &cur, &hi, 1);
+	return cur;
+}
+
+static void t_list_brief(int64_t mailbox_id)
+{
+	struct store_message_brief *list;
+	size_t n;
+
+	CHECK_INT(store_message_brief_list(t_r, mailbox_id, 1, 0, &list, &n), 0);
+	CHECK_INT(n, 20000);
+	CHECK(n == 20000 && list[0].uid == 1 && list[19999].uid == 20000 && list[9].keywords &&
+	      (list[9].flags & STORE_FLAG_SEEN));
+	free(list);
+}
+
+static void t_list_rows(int64_t mailbox_id)
+{
+	struct store_message *list;
+	size_t n;
+
+	CHECK_INT(store_message_list(t_r, mailbox_id, 1, 0, &list, &n), 0);
+	CHECK_INT(n, 20000);
+	free(list);
+}
+
+/* "SELECT of a 100,000-message folder does not read every message": what
+ * an IMAP view lists of each message comes from the covering index
+ * messages_view, a small fraction of the pages the messages' rows fill. */
+static void test_store_brief_list_pages(void)
+{
+	int64_t user, big;
+	int brief, rows;
+
+	t_setup();
+	CHECK_INT(T(store_domain_add(t_s, "x.test", NULL, SYNC)), STORE_OK);
+	user = t_user_add("bob@x.test", 0);
+	big = t_create(user, "Big");
+	t_put_parsed(user, big, T_MIME_MSG);
+	CHECK_INT(t_flags(big, &(uint32_t){ 1 }, 1, STORE_FLAGS_ADD, STORE_FLAG_SEEN, "$label1", 0),
+		  STORE_OK);
+	t_clone_rows(big, big, 20000);
+	brief = t_reader_misses(t_list_brief, big);
+	rows = t_reader_misses(t_list_rows, big);
+	fprintf(stderr, "  listing 20,000 messages: %d pages (uid, flags), %d (whole rows)\n",
+		brief, rows);
+	CHECK(brief > 0 && brief < 400);
+	CHECK(rows > 5 * brief);
+	t_teardown();
+}
+
 static void test_store_mailbox_delete(void)
 {
 	struct store_mailbox m;
@@ -2321,6 +2381,7 @@ int main(void)
 	TEST_RUN(test_store_search_text);
 	TEST_RUN(test_store_search_plan);
 	TEST_RUN(test_store_flag_change_pages);
+	TEST_RUN(test_store_brief_list_pages);
 	TEST_RUN(test_store_flags);
 	TEST_RUN(test_store_flags_modseq);
 	TEST_RUN(test_store_flags_unchangedsince);

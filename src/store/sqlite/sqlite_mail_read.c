@@ -92,6 +92,33 @@ int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t firs
 			    "message_list");
 }
 
+static void mr_brief_fill(sqlite3_stmt *st, void *item)
+{
+	struct store_message_brief *b = item;
+
+	b->uid = (uint32_t)sqlite3_column_int64(st, 0);
+	b->flags = (uint32_t)sqlite3_column_int64(st, 1);
+	b->keywords = sqlite3_column_int(st, 2) != 0;
+}
+
+/* Answered from messages_view alone (test_store_brief_plan holds it). */
+int store_message_brief_list(struct store_reader *r, int64_t mailbox_id, uint32_t first_uid,
+			     size_t limit, struct store_message_brief **list_r, size_t *n_r)
+{
+	static const char sql[] = "SELECT uid, flags, keywords <> '' FROM messages"
+				  " INDEXED BY messages_view"
+				  " WHERE mailbox_id = ? AND uid >= ? ORDER BY uid LIMIT ?";
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, first_uid);
+		sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (int64_t)limit);
+	}
+	return sq_read_list(r, st, sizeof(**list_r), mr_brief_fill, list_r, n_r,
+			    "message_brief_list");
+}
+
 int store_mailbox_get_by_id(struct store_reader *r, int64_t mailbox_id,
 			    struct store_mailbox *m_r)
 {
