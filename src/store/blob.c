@@ -134,15 +134,14 @@ static int blob_hash_range(int fd, uint64_t off, uint64_t len, uint8_t out[BLOB_
 	return ret;
 }
 
-/* Is there a whole record at off in a file of file_size bytes?  1 yes (its
- * size in *rec_size_r), 0 no, -1 read error. */
-static int blob_record_check(int fd, uint64_t off, uint64_t file_size, uint64_t *rec_size_r)
+int blob_record_verify(int fd, uint64_t off, uint64_t file_size, uint64_t *len_r,
+		       uint8_t sha_r[BLOB_SHA256_LEN])
 {
 	uint8_t hdr[BLOB_HEADER_LEN], ftr[BLOB_FOOTER_LEN], sha[BLOB_SHA256_LEN];
 	uint64_t len;
 	int ret;
 
-	if (file_size - off < BLOB_HEADER_LEN + BLOB_FOOTER_LEN)
+	if (off > file_size || file_size - off < BLOB_HEADER_LEN + BLOB_FOOTER_LEN)
 		return 0;
 	if ((ret = blob_pread_all(fd, hdr, sizeof(hdr), off)) != 0)
 		return ret < 0 ? -1 : 0;
@@ -158,7 +157,9 @@ static int blob_record_check(int fd, uint64_t off, uint64_t file_size, uint64_t 
 		return ret < 0 ? -1 : 0;
 	if (memcmp(sha, hdr + 16, BLOB_SHA256_LEN) != 0)
 		return 0;
-	*rec_size_r = blob_record_size(len);
+	*len_r = len;
+	if (sha_r != NULL)
+		memcpy(sha_r, sha, BLOB_SHA256_LEN);
 	return 1;
 }
 
@@ -169,11 +170,11 @@ static int blob_record_check(int fd, uint64_t off, uint64_t file_size, uint64_t 
 static int blob_scan_tail(struct blob_store *bs, const char *path, uint64_t start,
 			  uint64_t size)
 {
-	uint64_t off = start, rec;
+	uint64_t off = start, len;
 	int ret = 1;
 
-	while (off < size && (ret = blob_record_check(bs->fd, off, size, &rec)) == 1)
-		off += rec;
+	while (off < size && (ret = blob_record_verify(bs->fd, off, size, &len, NULL)) == 1)
+		off += blob_record_size(len);
 	if (off < size && ret < 0) {
 		snprintf(blob_open_error, sizeof(blob_open_error), "reading %s: %s", path,
 			 strerror(errno));

@@ -38,6 +38,13 @@ struct blob_reader;
 uint64_t blob_record_size(uint64_t size);
 /* SHA-256 of data into out. */
 void blob_sha256(const void *data, size_t size, uint8_t out[BLOB_SHA256_LEN]);
+/* Is there a whole, intact record at off in fd, a segment of file_size
+ * bytes: both magics, both lengths, the SHA-256 of the data?  1: yes, the
+ * data's length in *len_r and its SHA-256 in sha_r (unless NULL); 0: no (torn
+ * or corrupt); -1: a read error (errno).  Used by the open-time tail scan and
+ * by `keelctl check`. */
+int blob_record_verify(int fd, uint64_t off, uint64_t file_size, uint64_t *len_r,
+		       uint8_t sha_r[BLOB_SHA256_LEN]);
 
 /* Opens the segments in dir (created if missing).  The last segment is
  * scanned from the end of the last record the caller knows to be committed

@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +33,6 @@
 
 #include "lib/xalloc.h"
 
-#define CHECK_MAGIC "KEELBLB1"
-#define CHECK_END_MAGIC "KEELEND1"
-#define CHECK_CHUNK (64 * 1024)
 #define CHECK_BUSY_MS 10000
 
 static __thread char check_error[768];
@@ -55,7 +51,6 @@ struct sq_check {
 	struct store_check_result *res;
 	struct check_blob *blobs; /* by (segment, offset) */
 	size_t n_blobs;
-	uint8_t *buf; /* CHECK_CHUNK bytes for hashing */
 };
 
 static void check_add(char ***list, size_t *n, const char *fmt, va_list ap)
@@ -209,76 +204,17 @@ static int check_load_blobs(struct sq_check *c)
 
 /* ---- segments ------------------------------------------------------------- */
 
-static uint64_t check_le64(const uint8_t *p)
+/* The record at off, as blob_record_verify() finds it; a read error is a
+ * problem of its own (the disk, not the data), named with the error. */
+static int check_record(struct sq_check *c, uint32_t segment, int fd, uint64_t off,
+			uint64_t file_size, uint64_t *len_r, uint8_t sha_r[BLOB_SHA256_LEN])
 {
-	uint64_t v = 0;
+	int ret = blob_record_verify(fd, off, file_size, len_r, sha_r);
 
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static int check_pread(int fd, void *buf, size_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int check_hash(struct sq_check *c, int fd, uint64_t off, uint64_t len,
-		      uint8_t out[BLOB_SHA256_LEN])
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int ret = 0;
-
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-		ret = -1;
-	while (ret == 0 && len > 0) {
-		size_t n = len < CHECK_CHUNK ? (size_t)len : CHECK_CHUNK;
-		if (check_pread(fd, c->buf, n, off) < 0 || EVP_DigestUpdate(ctx, c->buf, n) != 1)
-			ret = -1;
-		off += n;
-		len -= n;
-	}
-	if (ret == 0 && EVP_DigestFinal_ex(ctx, out, NULL) != 1)
-		ret = -1;
-	EVP_MD_CTX_free(ctx);
+	if (ret < 0)
+		check_problem(c, "segment %u: cannot read the record at offset %" PRIu64 ": %s",
+			      segment, off, strerror(errno));
 	return ret;
-}
-
-/* Is there a whole record at off in a file of file_size bytes?  Then its
- * data length and SHA-256 (from its header, verified) are returned: 1; 0 if
- * not. */
-static int check_record(struct sq_check *c, int fd, uint64_t off, uint64_t file_size,
-			uint64_t *len_r, uint8_t sha_r[BLOB_SHA256_LEN])
-{
-	uint8_t hdr[BLOB_HEADER_LEN], ftr[BLOB_FOOTER_LEN], sha[BLOB_SHA256_LEN];
-	uint64_t len;
-
-	if (off > file_size || file_size - off < BLOB_HEADER_LEN + BLOB_FOOTER_LEN ||
-	    check_pread(fd, hdr, sizeof(hdr), off) < 0)
-		return 0;
-	len = check_le64(hdr + 8);
-	if (memcmp(hdr, CHECK_MAGIC, 8) != 0 ||
-	    len > file_size - off - BLOB_HEADER_LEN - BLOB_FOOTER_LEN ||
-	    check_pread(fd, ftr, sizeof(ftr), off + BLOB_HEADER_LEN + len) < 0 ||
-	    check_le64(ftr) != len || memcmp(ftr + 8, CHECK_END_MAGIC, 8) != 0 ||
-	    check_hash(c, fd, off + BLOB_HEADER_LEN, len, sha) < 0 ||
-	    memcmp(sha, hdr + 16, BLOB_SHA256_LEN) != 0)
-		return 0;
-	*len_r = len;
-	memcpy(sha_r, sha, BLOB_SHA256_LEN);
-	return 1;
 }
 
 static void check_blob_matches(struct sq_check *c, const struct check_blob *b, uint64_t len,
@@ -300,9 +236,10 @@ static void check_blobs_alone(struct sq_check *c, int fd, uint64_t size,
 	uint64_t len;
 
 	for (size_t i = 0; i < n; i++) {
-		if (check_record(c, fd, rows[i].offset, size, &len, sha) == 1)
+		int ret = check_record(c, rows[i].segment, fd, rows[i].offset, size, &len, sha);
+		if (ret == 1)
 			check_blob_matches(c, &rows[i], len, sha);
-		else
+		else if (ret == 0)
 			check_problem(c,
 				      "blob %" PRId64 ": no whole record at segment %u offset %" PRIu64
 				      " (torn, corrupt or beyond the end of the segment)",
@@ -318,10 +255,11 @@ static void check_segment_walk(struct sq_check *c, uint32_t segment, int fd, uin
 	uint64_t off = 0, len, end = 0;
 	uint8_t sha[BLOB_SHA256_LEN];
 	size_t i = 0;
+	int ret = 1;
 
 	if (n > 0)
 		end = rows[n - 1].offset + blob_record_size(rows[n - 1].size);
-	while (off < size && check_record(c, fd, off, size, &len, sha) == 1) {
+	while (off < size && (ret = check_record(c, segment, fd, off, size, &len, sha)) == 1) {
 		for (; i < n && rows[i].offset < off; i++)
 			check_problem(c,
 				      "blob %" PRId64 ": segment %u offset %" PRIu64
@@ -332,12 +270,13 @@ static void check_segment_walk(struct sq_check *c, uint32_t segment, int fd, uin
 		c->res->records++;
 		off += blob_record_size(len);
 	}
-	if (off < size && off < end)
+	/* A read error was named by check_record. */
+	if (ret >= 0 && off < size && off < end)
 		check_problem(c,
 			      "segment %u: no whole record at offset %" PRIu64
 			      " (torn or corrupt), before committed data that ends at %" PRIu64,
 			      segment, off, end);
-	else if (off < size)
+	else if (ret >= 0 && off < size)
 		check_note(c,
 			   "segment %u: %" PRIu64 " bytes after offset %" PRIu64
 			   " are not a whole record: a torn tail that nothing references",
@@ -410,7 +349,6 @@ static int check_segments(struct sq_check *c)
 
 	if (check_segment_files(c, &files, &n_files) < 0)
 		return -1;
-	c->buf = xmalloc(CHECK_CHUNK);
 	while (f < n_files || b < c->n_blobs) {
 		uint32_t seg = f < n_files ? files[f] : UINT32_MAX;
 		size_t first = b;
@@ -461,7 +399,6 @@ static int check_open_run(const char *data_dir, struct store_check_result *res_r
 		ret = check_run(&c);
 	sqlite3_close(c.db);
 	free(c.blobs);
-	free(c.buf);
 	free(db_path);
 	free(blob_dir);
 	return ret;
