@@ -7,6 +7,7 @@
 
 #include "lib/xalloc.h"
 #include "mail/header.h"
+#include "mail/mime_decode.h"
 #include "mail/mime_private.h"
 
 /* Every scan below is bounded by an explicit end offset: the message is
@@ -300,25 +301,14 @@ static unsigned raw_params_parse(const char *p, struct raw_param *raw)
 	return n;
 }
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Appends s, %XX-decoded when encoded (an invalid '%' stays as it is). */
 static void append_section(struct mime_buf *b, const char *s, bool encoded)
 {
 	for (; *s != '\0'; s++) {
 		int hi, lo;
 
-		if (encoded && *s == '%' && (hi = hex_value((unsigned char)s[1])) >= 0 &&
-		    (lo = hex_value((unsigned char)s[2])) >= 0) {
+		if (encoded && *s == '%' && (hi = mime_hex_value((unsigned char)s[1])) >= 0 &&
+		    (lo = mime_hex_value((unsigned char)s[2])) >= 0) {
 			mime_buf_append_char(b, (char)(hi << 4 | lo));
 			s += 2;
 		} else {

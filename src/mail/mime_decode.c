@@ -57,7 +57,7 @@ static size_t decode_b64(const unsigned char *in, size_t len, unsigned char *out
 	return n;
 }
 
-static int hex_digit(unsigned char c)
+int mime_hex_value(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -80,7 +80,8 @@ static size_t qp_soft_break(const unsigned char *in, size_t len, size_t i)
 	return in[j] == '\n' ? j + 1 : 0;
 }
 
-static size_t decode_qp(const unsigned char *in, size_t len, unsigned char *out)
+/* q: the Q encoding of RFC 2047 §4.2, where '_' is a space. */
+static size_t decode_qp(const unsigned char *in, size_t len, unsigned char *out, bool q)
 {
 	size_t n = 0, i = 0;
 
@@ -88,10 +89,13 @@ static size_t decode_qp(const unsigned char *in, size_t len, unsigned char *out)
 		int hi, lo;
 		size_t next;
 
-		if (in[i] != '=') {
+		if (q && in[i] == '_') {
+			out[n++] = ' ';
+			i++;
+		} else if (in[i] != '=') {
 			out[n++] = in[i++];
-		} else if (i + 2 < len && (hi = hex_digit(in[i + 1])) >= 0 &&
-			   (lo = hex_digit(in[i + 2])) >= 0) {
+		} else if (i + 2 < len && (hi = mime_hex_value(in[i + 1])) >= 0 &&
+			   (lo = mime_hex_value(in[i + 2])) >= 0) {
 			out[n++] = (unsigned char)(hi << 4 | lo);
 			i += 3;
 		} else if ((next = qp_soft_break(in, len, i)) != 0) {
@@ -110,13 +114,22 @@ char *mime_cte_decode(enum mime_cte cte, const char *in, size_t len, size_t *len
 
 	switch (cte) {
 	case MIME_CTE_BASE64: *len_r = decode_b64(u, len, out); break;
-	case MIME_CTE_QP: *len_r = decode_qp(u, len, out); break;
+	case MIME_CTE_QP: *len_r = decode_qp(u, len, out, false); break;
 	default:
 		if (len > 0)
 			memcpy(out, in, len);
 		*len_r = len;
 		break;
 	}
+	out[*len_r] = '\0';
+	return (char *)out;
+}
+
+char *mime_q_decode(const char *in, size_t len, size_t *len_r)
+{
+	unsigned char *out = xmalloc(len + 1);
+
+	*len_r = decode_qp((const unsigned char *)in, len, out, true);
 	out[*len_r] = '\0';
 	return (char *)out;
 }

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "lib/xalloc.h"
+#include "mail/mime_decode.h"
 #include "mail/mime_private.h"
 
 /* Decoding for full-text search.  It is lenient throughout: search wants
@@ -21,87 +22,6 @@
 static bool is_wsp(char c)
 {
 	return c == ' ' || c == '\t';
-}
-
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int base64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Octets that are not base64 (line ends, spaces, junk) are skipped; '='
- * ends the data. */
-static void decode_base64(const char *in, size_t len, struct mime_buf *out)
-{
-	uint32_t acc = 0;
-	int bits = 0;
-
-	for (size_t i = 0; i < len && in[i] != '='; i++) {
-		int v = base64_value((unsigned char)in[i]);
-
-		if (v < 0)
-			continue;
-		acc = ((acc << 6) | (uint32_t)v) & 0xffffff;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			mime_buf_append_char(out, (char)((acc >> bits) & 0xff));
-		}
-	}
-}
-
-/* Quoted-printable (RFC 2045 §6.7); q: the Q encoding of RFC 2047 §4.2,
- * where '_' is a space.  "=" at a line end (spaces allowed before it) is a
- * soft line break; any other stray '=' stays. */
-static void decode_qp(const char *in, size_t len, struct mime_buf *out, bool q)
-{
-	for (size_t i = 0; i < len; i++) {
-		int hi, lo;
-		size_t j;
-
-		if (q && in[i] == '_') {
-			mime_buf_append_char(out, ' ');
-			continue;
-		}
-		if (in[i] != '=') {
-			mime_buf_append_char(out, in[i]);
-			continue;
-		}
-		if (i + 2 < len && (hi = hex_value((unsigned char)in[i + 1])) >= 0 &&
-		    (lo = hex_value((unsigned char)in[i + 2])) >= 0) {
-			mime_buf_append_char(out, (char)(hi << 4 | lo));
-			i += 2;
-			continue;
-		}
-		for (j = i + 1; j < len && is_wsp(in[j]); j++)
-			;
-		if (j < len && in[j] == '\r' && j + 1 < len && in[j + 1] == '\n')
-			j++;
-		if (j == len || in[j] == '\n')
-			i = j; /* soft line break */
-		else
-			mime_buf_append_char(out, '=');
-	}
 }
 
 static bool charset_is(const char *charset, const char *const *names)
@@ -198,8 +118,8 @@ static void charset_to_utf8(const char *charset, const char *in, size_t len, str
 static const char *encoded_word(const char *p, struct mime_buf *out)
 {
 	const char *cs = p + 2, *cs_end, *text, *text_end;
-	struct mime_buf raw = {0};
-	char enc, *charset, *star;
+	char enc, *charset, *star, *raw;
+	size_t raw_len;
 
 	if (p[0] != '=' || p[1] != '?')
 		return NULL;
@@ -220,11 +140,11 @@ static const char *encoded_word(const char *p, struct mime_buf *out)
 	if (star != NULL)
 		*star = '\0';
 	if (enc == 'B' || enc == 'b')
-		decode_base64(text, (size_t)(text_end - text), &raw);
+		raw = mime_cte_decode(MIME_CTE_BASE64, text, (size_t)(text_end - text), &raw_len);
 	else
-		decode_qp(text, (size_t)(text_end - text), &raw, true);
-	charset_to_utf8(charset, raw.data != NULL ? raw.data : "", raw.len, out);
-	free(raw.data);
+		raw = mime_q_decode(text, (size_t)(text_end - text), &raw_len);
+	charset_to_utf8(charset, raw, raw_len, out);
+	free(raw);
 	free(charset);
 	return text_end + 2;
 }
@@ -308,25 +228,22 @@ static int walk_header(const char *msg, size_t len, const struct mime_part *part
 static int walk_body(const char *msg, size_t len, const struct mime_part *part, mime_text_cb *cb,
                      void *ctx)
 {
-	struct mime_buf decoded = {0}, text = {0};
-	const char *body;
+	struct mime_buf text = {0};
+	enum mime_cte cte;
+	char *decoded;
 	size_t n;
 	int ret;
 
 	if (part->body_end > len || part->body_start > part->body_end)
 		return 0;
-	body = msg + part->body_start;
 	n = part->body_end - part->body_start;
-	if (strcmp(part->encoding, "base64") == 0)
-		decode_base64(body, n, &decoded);
-	else if (strcmp(part->encoding, "quoted-printable") == 0)
-		decode_qp(body, n, &decoded, false);
-	else
-		mime_buf_append(&decoded, body, n);
-	charset_to_utf8(mime_part_param(part, "charset"), decoded.data != NULL ? decoded.data : "",
-	                decoded.len, &text);
+	/* An encoding nobody knows: its octets, which is what a search can use. */
+	if ((cte = mime_cte_from_name(part->encoding)) == MIME_CTE_UNKNOWN)
+		cte = MIME_CTE_IDENTITY;
+	decoded = mime_cte_decode(cte, msg + part->body_start, n, &n);
+	charset_to_utf8(mime_part_param(part, "charset"), decoded, n, &text);
 	ret = cb(MIME_TEXT_BODY, part, NULL, text.data != NULL ? text.data : "", text.len, ctx);
-	free(decoded.data);
+	free(decoded);
 	free(text.data);
 	return ret;
 }

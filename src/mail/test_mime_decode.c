@@ -59,6 +59,21 @@ static void test_qp(void)
 	check_decode(MIME_CTE_QP, "=00", "\0", 1);
 }
 
+static void test_q(void)
+{
+	size_t n = 99;
+	char *out = mime_q_decode("caf=C3=A9_au_lait=", 18, &n);
+
+	CHECK_INT(n, 13);
+	CHECK(n == 13 && memcmp(out, "caf\303\251 au lait", 13) == 0 && out[n] == '\0');
+	free(out);
+	CHECK_INT(mime_hex_value('a'), 10);
+	CHECK_INT(mime_hex_value('F'), 15);
+	CHECK_INT(mime_hex_value('9'), 9);
+	CHECK_INT(mime_hex_value('g'), -1);
+	CHECK_INT(mime_hex_value('/'), -1);
+}
+
 static void test_identity(void)
 {
 	check_decode(MIME_CTE_IDENTITY, "as=41 is", "as=41 is", 8);
@@ -70,5 +85,6 @@ int main(void)
 	TEST_RUN(test_base64);
 	TEST_RUN(test_qp);
 	TEST_RUN(test_identity);
+	TEST_RUN(test_q);
 	return test_summary();
 }
