@@ -280,8 +280,8 @@ void imap_ref(struct imap_session *s)
 	s->refs++;
 }
 
-/* imap.max_connections_per_ip: counted as "imap:IP" in the process's
- * iplimit table (shared with SMTP, which counts the bare IP). */
+/* imap.max_connections_per_ip: counted as "imap:IP" in the worker's
+ * iplimit table (shared with SMTP, which counts the bare IP, and POP3). */
 static void imap_session_limit_key(const struct imap_session *s, char *key, size_t size)
 {
 	snprintf(key, size, "imap:%s", s->peer_ip);
@@ -292,7 +292,7 @@ static void imap_session_uncount(struct imap_session *s)
 	char key[80];
 
 	imap_session_limit_key(s, key, sizeof(key));
-	iplimit_release(iplimit_process(), key);
+	iplimit_release(s->env->iplimit, key);
 	s->ip_counted = false;
 }
 
@@ -300,7 +300,7 @@ static void imap_session_uncount(struct imap_session *s)
 static bool imap_session_count(struct imap_session *s)
 {
 	unsigned max = (unsigned)settings_get_int("imap.max_connections_per_ip");
-	struct iplimit *l = iplimit_process();
+	struct iplimit *l = s->env->iplimit;
 	char key[80];
 
 	if (l == NULL)

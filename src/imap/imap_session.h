@@ -18,6 +18,8 @@ struct store;
 struct workpool;
 struct imap_session;
 
+struct iplimit;
+
 struct imap_env {
 	SSL_CTX *(*tls_get)(void *tls_arg); /* new reference, or NULL */
 	void *tls_arg;
@@ -26,6 +28,7 @@ struct imap_env {
 	struct auth_throttle *throttle;
 	struct relay_window *relay_window;
 	struct imap_recent *recent; /* who has seen which messages as \Recent */
+	struct iplimit *iplimit;    /* connections per IP, shared with SMTP and POP3 */
 };
 
 typedef void imap_session_end_cb(void *owner);

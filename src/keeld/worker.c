@@ -665,9 +665,11 @@ int worker_main(void)
 	w.env.pop3.throttle = w.throttle;
 	w.env.pop3.relay_window = w.relay_window;
 	w.env.pop3.locks = w.pop3_locks;
+	w.env.pop3.iplimit = w.iplimit;
 	w.imap_recent = imap_recent_new();
 	w.env.imap.workpool = w.workpool;
 	w.env.imap.throttle = w.throttle;
+	w.env.imap.iplimit = w.iplimit;
 	w.env.imap.relay_window = w.relay_window;
 	w.env.imap.recent = w.imap_recent;
 	w.runner_loop = loop_pool_get(w.loops, loop_pool_count(w.loops) - 1);

@@ -20,28 +20,11 @@ struct iplimit {
 	struct iplimit_entry *buckets[IPLIMIT_BUCKETS];
 };
 
-static pthread_mutex_t iplimit_process_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct iplimit *iplimit_process_table;
-
 struct iplimit *iplimit_new(void)
 {
 	struct iplimit *l = xcalloc(1, sizeof(*l));
 
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_mutex_lock(&iplimit_process_lock);
-	if (iplimit_process_table == NULL)
-		iplimit_process_table = l;
-	pthread_mutex_unlock(&iplimit_process_lock);
-	return l;
-}
-
-struct iplimit *iplimit_process(void)
-{
-	struct iplimit *l;
-
-	pthread_mutex_lock(&iplimit_process_lock);
-	l = iplimit_process_table;
-	pthread_mutex_unlock(&iplimit_process_lock);
 	return l;
 }
 
@@ -51,10 +34,6 @@ void iplimit_free(struct iplimit **lp)
 
 	if (l == NULL)
 		return;
-	pthread_mutex_lock(&iplimit_process_lock);
-	if (iplimit_process_table == l)
-		iplimit_process_table = NULL;
-	pthread_mutex_unlock(&iplimit_process_lock);
 	for (size_t i = 0; i < IPLIMIT_BUCKETS; i++) {
 		while (l->buckets[i] != NULL) {
 			struct iplimit_entry *e = l->buckets[i];

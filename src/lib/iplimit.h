@@ -1,4 +1,6 @@
-/* Concurrent connections per client address, shared by every loop. */
+/* Concurrent connections per client address, shared by every loop.  The
+ * worker makes one table for all services: SMTP keys its entries by the
+ * bare IP, the others "SERVICE:IP" ("imap:192.0.2.1"). */
 #ifndef KEEL_LIB_IPLIMIT_H
 #define KEEL_LIB_IPLIMIT_H
 
@@ -12,10 +14,5 @@ int iplimit_acquire(struct iplimit *l, const char *ip, unsigned max);
 /* Releases one counted connection. */
 void iplimit_release(struct iplimit *l, const char *ip);
 unsigned iplimit_count(struct iplimit *l, const char *ip);
-
-/* The table of this process: the first one made and not yet freed (the
- * worker makes one); NULL if none.  Services that count in it apart from
- * SMTP key their entries "SERVICE:IP" ("imap:192.0.2.1"). */
-struct iplimit *iplimit_process(void);
 
 #endif

@@ -112,8 +112,8 @@ void pop3_ref(struct pop3_session *s)
 	s->refs++;
 }
 
-/* pop3.max_connections_per_ip: counted as "pop3:IP" in the process's
- * iplimit table (shared with SMTP, which counts the bare IP). */
+/* pop3.max_connections_per_ip: counted as "pop3:IP" in the worker's
+ * iplimit table (shared with SMTP, which counts the bare IP, and IMAP). */
 static void pop3_session_limit_key(const struct pop3_session *s, char *key, size_t size)
 {
 	snprintf(key, size, "pop3:%s", s->peer_ip);
@@ -123,7 +123,7 @@ static void pop3_session_limit_key(const struct pop3_session *s, char *key, size
 static bool pop3_session_count(struct pop3_session *s)
 {
 	unsigned max = (unsigned)settings_get_int("pop3.max_connections_per_ip");
-	struct iplimit *l = iplimit_process();
+	struct iplimit *l = s->env->iplimit;
 	char key[80];
 
 	if (l == NULL)
@@ -141,7 +141,7 @@ static void pop3_destroy(struct pop3_session *s)
 
 	if (s->ip_counted) {
 		pop3_session_limit_key(s, key, sizeof(key));
-		iplimit_release(iplimit_process(), key);
+		iplimit_release(s->env->iplimit, key);
 	}
 	if (s->login_timer != NULL)
 		event_free(s->login_timer);

@@ -17,6 +17,8 @@ struct store;
 struct workpool;
 struct pop3_session;
 
+struct iplimit;
+
 struct pop3_env {
 	SSL_CTX *(*tls_get)(void *tls_arg); /* new reference, or NULL */
 	void *tls_arg;
@@ -25,6 +27,7 @@ struct pop3_env {
 	struct auth_throttle *throttle;
 	struct relay_window *relay_window;
 	struct pop3_locks *locks;
+	struct iplimit *iplimit; /* connections per IP, shared with SMTP and IMAP */
 };
 
 typedef void pop3_session_end_cb(void *owner);
