@@ -296,6 +296,53 @@ def test_slow_flood_leaves_other_address_served(mx):
             s.close()
 
 
+def test_login_deadline_however_busy(mx):
+    """imap.timeout_login and pop3.timeout_login (here their 10 s minimum)
+    end a client that keeps the line busy without logging in: IMAP with
+    * BYE, POP3 with -ERR, including a POP3 client whose deadline passes
+    while its password is being checked and delayed."""
+    set_conf(mx, "imap.timeout_login", "10s")
+    set_conf(mx, "pop3.timeout_login", "10s")
+    t0 = time.monotonic()
+    imap, fi, _ = raw_line(mx.ports["imap"], timeout=20)
+    pop, fp, _ = raw_line(mx.ports["pop3"], timeout=20)
+    slow, fs, _ = raw_line(mx.ports["pop3"], timeout=20)
+    ends = {}
+    try:
+        while len(ends) < 3 and time.monotonic() - t0 < 16:
+            for name, s, f, cmd in (("imap", imap, fi, b"n NOOP\r\n"),
+                                    ("pop3", pop, fp, b"CAPA\r\n")):
+                if name in ends:
+                    continue
+                s.sendall(cmd)
+                while True:
+                    line = f.readline()
+                    if line.startswith((b"* BYE", b"-ERR")):
+                        ends[name] = (time.monotonic() - t0, line)
+                        break
+                    if line.startswith((b"n OK", b".")) or not line:
+                        break
+            if "slow" not in ends and time.monotonic() - t0 > 8:
+                # Wrong passwords: each failure is delayed, longer each time,
+                # so the deadline falls inside a check or its delay.
+                slow.sendall(f"USER alice@{D}\r\nPASS wrong\r\n".encode())
+                for _ in range(2):
+                    line = fs.readline()
+                    if line.startswith(b"-ERR [SYS/TEMP]") or not line:
+                        ends["slow"] = (time.monotonic() - t0, line)
+                        break
+            time.sleep(1)
+    finally:
+        for s in (imap, pop, slow):
+            s.close()
+    assert set(ends) == {"imap", "pop3", "slow"}, ends
+    assert ends["imap"][1].startswith(b"* BYE Login timed out"), ends
+    assert ends["pop3"][1].startswith(b"-ERR [SYS/TEMP] Login timed out"), ends
+    assert ends["slow"][1].startswith(b"-ERR [SYS/TEMP] Login timed out"), ends
+    for name, (took, _) in ends.items():
+        assert 9.5 < took < 15, (name, took)
+
+
 # ---- huge structures ---------------------------------------------------------
 
 def big_messages():

@@ -60,6 +60,7 @@ struct pop3_session {
 	unsigned errors;
 	struct event *delay;
 	struct event *login_timer; /* pop3.timeout_login */
+	bool login_expired;        /* it passed during a password check */
 	bool ip_counted;           /* counted in pop3.max_connections_per_ip */
 
 	char user[POP3_USERPASS_MAX + 1]; /* from USER */

@@ -65,6 +65,11 @@ void pop3_enter_state(struct pop3_session *s, enum pop3_state state)
 	log_debug("pop3", "s=%s state=%s->%s", s->id, pop3_state_names[s->state],
 		  pop3_state_names[state]);
 	s->state = state;
+	/* pop3.timeout_login passed during a password check: it ends the
+	 * session now that the check is over (on the next loop turn, so that
+	 * the caller finishes its reply first). */
+	if (state == POP3_STATE_AUTHORIZATION && s->login_expired && s->login_timer != NULL)
+		event_active(s->login_timer, EV_TIMEOUT, 0);
 }
 
 /* Returns the event, for the caller to add the message's Message-ID (the
@@ -504,13 +509,12 @@ static void pop3_login_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct pop3_session *s = arg;
 
-	struct timeval again = { 1, 0 };
-
 	if (s->closed || s->conn == NULL)
 		return;
 	if (s->state == POP3_STATE_WAIT) {
-		/* A password check or a failure delay: look again after it. */
-		evtimer_add(s->login_timer, &again);
+		/* A password check or a failure delay: pop3_enter_state() calls
+		 * again when it is over, if it does not end in a login. */
+		s->login_expired = true;
 		return;
 	}
 	if (s->state != POP3_STATE_AUTHORIZATION)
