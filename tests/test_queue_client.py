@@ -252,8 +252,11 @@ def test_helo_when_ehlo_is_refused(keel, receivers):
     r = receivers([], mail_delay=0, ehlo=False)
     route_to(keel, "old.test", r)
     submit(keel, ["one@old.test"], "helo", mail_options=["RET=HDRS"])
+    t0 = time.monotonic()
     ctl_ok(keel, "config", "set", "delivery.max_connections", "10")
     wait_for(lambda: delivered(keel, 1), timeout=20, what="delivered over HELO")
+    # Unpausing the queue wakes it: no wait for its 10 s poll.
+    assert time.monotonic() - t0 < 5, "the queue waited for its poll after the change"
     cmds = [c for c, _ in r.commands(0)]
     assert cmds[0].startswith("EHLO ") and cmds[1].startswith("HELO "), cmds
     # A plain SMTP server gets no ESMTP parameters at all.

@@ -10,6 +10,7 @@
 #include "access/access_policy.h"
 #include "admin/admin_request.h"
 #include "lib/xalloc.h"
+#include "pipeline/pipeline.h"
 #include "settings/settings.h"
 #include "store/store.h"
 
@@ -93,6 +94,10 @@ static void admin_config_written(const struct store_reply *reply, void *ctx)
 		admin_request_fail_store(req, reply);
 	} else {
 		settings_update(w->def->key, w->value);
+		/* A route, a relay host or a connection limit: the queue
+		 * looks again now, not at its next poll. */
+		if (strncmp(w->def->key, "delivery.", 9) == 0)
+			pipeline_queue_changed(req->host->pipeline);
 		if (strcmp(w->def->key, "relay.open") == 0 && settings_get_bool("relay.open"))
 			access_warn_open_relay();
 		admin_request_log(req);

@@ -680,6 +680,7 @@ static void admin_queue_change_done(const struct store_reply *reply, void *ctx)
 		for (size_t i = 0; i < reply->n_delivered; i++)
 			json_array_append_new(ids, json_integer(reply->delivered[i].mailbox_id));
 		admin_queue_change_trace(c, reply);
+		pipeline_queue_changed(req->host->pipeline);
 		if (c->action == STORE_QUEUE_BOUNCE)
 			admin_queue_change_bounce_dsns(c, reply);
 		admin_request_audit(req, "action=%s changed=%lld", admin_queue_actions[c->action],
@@ -769,6 +770,7 @@ static void admin_queue_job_finish(struct admin_job *job, void *data)
 	struct store_trace_event ev;
 	char *about = json_dumps(qj->q->about, JSON_COMPACT | JSON_SORT_KEYS);
 
+	pipeline_queue_changed(qj->pipeline);
 	admin_queue_event(&ev, "", qj->action);
 	snprintf(ev.session, sizeof(ev.session), "job=%u", admin_job_id(job));
 	snprintf(ev.detail, sizeof(ev.detail), "%s filter=%s changed=%llu",

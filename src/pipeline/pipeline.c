@@ -89,6 +89,12 @@ static void pipeline_kick_queue(struct pipeline *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void pipeline_queue_changed(struct pipeline *p)
+{
+	if (p != NULL)
+		pipeline_kick_queue(p);
+}
+
 void pipeline_get_hostname(struct pipeline *p, char *buf, size_t size)
 {
 	pthread_mutex_lock(&p->lock);

@@ -93,6 +93,10 @@ void pipeline_submit(struct pipeline *p, const struct pipeline_message *m, struc
  * this returns the old hook is never called again. */
 typedef void pipeline_queued_cb(void *arg);
 void pipeline_set_queue_hook(struct pipeline *p, pipeline_queued_cb *cb, void *arg);
+/* Wakes the outbound queue for a change made elsewhere (an entry released
+ * or retried by the admin, a delivery setting changed), so that it acts at
+ * once rather than at its next poll.  p may be NULL (nothing happens). */
+void pipeline_queue_changed(struct pipeline *p);
 
 /* A delivery status notification about mail in the outbound queue (failed,
  * delayed, relayed), to env->sender, built with dsn_build() and submitted
