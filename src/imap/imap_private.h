@@ -254,6 +254,7 @@ struct imap_rows {
 	size_t n;
 	size_t first, count;        /* the page held: positions [first, first + count) */
 	struct store_message *rows; /* one per position of the page; uid 0: gone */
+	size_t alloc;               /* rows' size: a one-message FETCH holds one */
 	struct imap_msg m;
 	bool failed;                /* a read failed (not: a message was expunged) */
 };

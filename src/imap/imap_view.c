@@ -458,6 +458,7 @@ void imap_rows_free(struct imap_rows *c)
 	free(c->rows);
 	c->rows = NULL;
 	c->count = 0;
+	c->alloc = 0;
 }
 
 static size_t imap_rows_index(const struct imap_rows *c, size_t pos)
@@ -476,8 +477,10 @@ static void imap_rows_load(struct imap_session *s, struct imap_rows *c, size_t p
 	struct store_message *list;
 	size_t n, j = 0;
 
-	if (c->rows == NULL)
-		c->rows = xmalloc(IMAP_ROWS_PAGE * sizeof(*c->rows));
+	if (count > c->alloc) {
+		c->rows = xrealloc(c->rows, count * sizeof(*c->rows));
+		c->alloc = count;
+	}
 	c->first = pos;
 	c->count = count;
 	for (size_t p = 0; p < count; p++)
