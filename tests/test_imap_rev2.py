@@ -199,7 +199,7 @@ def test_multiappend_one_appenduid(keel):
     r = session(keel, rev2=False)
     msgs = [msg(f"multi {i}", "body %d\r\n" % i * 20) for i in range(3)]
     text = (f"APPEND Drafts (\\Seen) {{{len(msgs[0])}}}\r\n{LIT}"
-            f' (\\Draft $Todo) "05-Mar-2026 12:34:56 +0100" {{{len(msgs[1])}}}\r\n{LIT}'
+            f' (\\Draft $Todo $todo) "05-Mar-2026 12:34:56 +0100" {{{len(msgs[1])}}}\r\n{LIT}'
             f" {{{len(msgs[2])}+}}\r\n{LIT}")
     tagged, _ = r.ok(text, msgs)
     m = re.search(rb"\[APPENDUID (\d+) 1:3\]", tagged)
@@ -212,6 +212,12 @@ def test_multiappend_one_appenduid(keel):
     assert b"\\Seen" in untagged[0] and b"$Todo" in untagged[1] and b"\\Draft" in untagged[1]
     assert b'INTERNALDATE "05-Mar-2026 11:34:56 +0000"' in untagged[1]
     assert b"$Todo" not in untagged[2] and b"\\Seen" not in untagged[2]
+    assert untagged[1].count(b"$Todo") == 1 and b"$todo" not in untagged[1]
+    # The keywords came with the message, in its transaction: no later flag
+    # change gave the second message a newer modseq than the third.
+    _, untagged = r.ok("FETCH 1:3 (MODSEQ)")
+    modseqs = [int(re.search(rb"MODSEQ \((\d+)\)", u).group(1)) for u in untagged]
+    assert modseqs[1] <= modseqs[2], modseqs
 
 
 def count(r, mailbox="INBOX"):

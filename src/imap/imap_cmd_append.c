@@ -47,7 +47,6 @@ struct imap_append {
 	int64_t mailbox_id;
 	uint32_t *uids;
 	size_t n_uids;
-	size_t kw_next; /* the next message whose keywords are to be set */
 };
 
 void imap_append_free(struct imap_append **ap)
@@ -137,37 +136,6 @@ static void imap_append_answer(struct imap_session *s)
 	imap_append_free(&s->append);
 }
 
-static void imap_append_keywords_next(struct imap_session *s);
-
-static void imap_append_keywords_done(struct imap_session *s, const struct store_reply *reply)
-{
-	if (reply->status < 0)
-		log_error("imap", "s=%s event=append_keywords_failed error=\"%s\"", s->id,
-			  reply->error);
-	imap_append_keywords_next(s);
-}
-
-/* Keywords are set after the messages are stored, one message at a time. */
-static void imap_append_keywords_next(struct imap_session *s)
-{
-	struct imap_append *a = s->append;
-
-	while (a->kw_next < a->n_msgs && a->msgs[a->kw_next].keywords[0] == '\0')
-		a->kw_next++;
-	if (a->kw_next == a->n_msgs) {
-		imap_append_answer(s);
-		return;
-	}
-	struct store_flags_change c = { .mailbox_id = a->mailbox_id,
-					.uids = &a->uids[a->kw_next],
-					.n_uids = 1,
-					.mode = STORE_FLAGS_ADD,
-					.keywords = a->msgs[a->kw_next].keywords };
-	a->kw_next++;
-	store_flags_set(s->env->store, &c, s->loop, imap_call_done,
-			imap_call(s, imap_append_keywords_done));
-}
-
 static void imap_append_done(struct imap_session *s, const struct store_reply *reply)
 {
 	struct imap_append *a = s->append;
@@ -196,7 +164,7 @@ static void imap_append_done(struct imap_session *s, const struct store_reply *r
 	a->n_uids = a->n_msgs;
 	a->mailbox_id = reply->delivered[0].mailbox_id;
 	s->view.changed = true;
-	imap_append_keywords_next(s);
+	imap_append_answer(s);
 }
 
 static void imap_append_fail(struct imap_session *s, bool bad, const char *text)
@@ -226,7 +194,8 @@ static void imap_append_submit(struct imap_session *s, const struct store_mailbo
 		store_structure_compute(&st[i], msg->data, msg->len);
 		d[i] = (struct store_delivery){ .data = msg->data, .size = msg->len,
 						.internaldate = msg->date, .rcpts = &rcpts[i],
-						.n_rcpts = 1, .structure = &st[i] };
+						.n_rcpts = 1, .structure = &st[i],
+						.keywords = msg->keywords };
 	}
 	/* The events go with the first message, in the same transaction. */
 	d[0].events = s->events;

@@ -547,6 +547,10 @@ struct store_delivery {
 	 * these bytes): kept with each mailbox entry (copied by store_copy) and
 	 * indexed for search.  Without it, readers parse the message when asked. */
 	const struct store_structure *structure;
+	/* NULL, or the keywords each mailbox entry starts with (IMAP APPEND),
+	 * space-separated as store_flags_set() takes them: set in the same
+	 * transaction as the message. */
+	const char *keywords;
 };
 void store_deliver(struct store *s, const struct store_delivery *d, struct loop *loop,
 		   store_done_cb *cb, void *ctx);

@@ -59,6 +59,7 @@ static void store_req_free(struct store_req *req)
 		free(req->delivery->delivered);
 		free(req->delivery->remote);
 		store_structure_deinit(&req->delivery->structure);
+		free(req->delivery->keywords);
 		free(req->delivery);
 	}
 	free(req);

@@ -262,7 +262,7 @@ static int mail_message_insert(struct store *s, const struct sq_delivery *d,
 {
 	static const char sql[] = "INSERT INTO messages(mailbox_id, uid, modseq, flags,"
 				  " internaldate, size, blob_id, envelope, bodystructure, body,"
-				  " structure) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+				  " structure, keywords) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = sq_get(&s->w, sql);
 	const struct store_structure *t = &d->structure;
 
@@ -281,6 +281,7 @@ static int mail_message_insert(struct store *s, const struct sq_delivery *d,
 	sq_bind_text_or_null(st, 10, t->body);
 	if (t->tree != NULL)
 		sqlite3_bind_blob(st, 11, t->tree, (int)t->tree_size, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, d->keywords != NULL ? d->keywords : "", -1, SQLITE_STATIC);
 	if (sq_run(st) < 0)
 		return -1;
 	return mail_text_insert(s, t, sqlite3_last_insert_rowid(s->w.db));
@@ -497,6 +498,8 @@ static struct store_req *mail_deliver_req(const struct store_delivery *dl, struc
 	/* Only mailbox entries use the structure: a queue-only copy skips it. */
 	if (dl->n_rcpts > 0)
 		mail_structure_copy(&d->structure, dl->structure);
+	if (dl->keywords != NULL && dl->n_rcpts > 0)
+		d->keywords = sq_keywords_normalise(dl->keywords);
 	req->delivery = d;
 	req->events = sqlite_events_copy(dl->events, dl->n_events);
 	req->n_events = dl->n_events;

@@ -737,7 +737,7 @@ static void mb_req_uids(struct store_req *req, const uint32_t *uids, size_t n)
 
 /* The keywords as a set: single spaces, each word once (first spelling),
  * in the order given.  Done here so the committer does not pay for it. */
-static char *mb_keywords_normalise(const char *keywords)
+char *sq_keywords_normalise(const char *keywords)
 {
 	size_t size = keywords != NULL ? strlen(keywords) + 1 : 1, n;
 	char *set = xcalloc(1, size);
@@ -758,7 +758,7 @@ void store_flags_set(struct store *s, const struct store_flags_change *c, struct
 	mb_req_uids(req, c->uids, c->n_uids);
 	req->mode = (int)c->mode;
 	req->bits = c->flags;
-	req->str1 = mb_keywords_normalise(c->keywords);
+	req->str1 = sq_keywords_normalise(c->keywords);
 	req->num = c->unchangedsince;
 	req->events = sqlite_events_copy(c->events, c->n_events);
 	req->n_events = c->n_events;

@@ -61,6 +61,9 @@ void sq_conn_close(struct sq_conn *c);
 sqlite3_stmt *sq_get(struct sq_conn *c, const char *sql);
 /* Runs a cached statement without parameters; 0 or -1. */
 int sq_exec(struct sq_conn *c, const char *sql);
+/* Keywords as a set (sqlite_mailbox.c): single spaces, each word once (its
+ * first spelling), in the order given; a new string, "" for NULL. */
+char *sq_keywords_normalise(const char *keywords);
 /* Steps st to the end and resets it: 0 or -1 (the error stays in the db). */
 int sq_run(sqlite3_stmt *st);
 /* One step: 1 a row is ready, 0 no (more) rows, -1 error.  The caller
@@ -138,6 +141,7 @@ struct sq_delivery {
 	size_t n_remote;
 	struct store_envelope envelope;
 	struct store_structure structure; /* all NULL when the caller gave none */
+	char *keywords;                    /* normalised ("" for none) */
 	bool have_bytes;                   /* bytes appended and flushed in this batch at: */
 	uint32_t segment;
 	uint64_t offset;
