@@ -403,42 +403,53 @@ void pipeline_submit(struct pipeline *p, const struct pipeline_message *m, struc
 		pipeline_queue_remote(job, m);
 }
 
-/* A DSN is a message like any other, from <>, to the original sender:
- * resolved by the directory, delivered or queued. */
-static int pipeline_submit_dsn_to(struct pipeline *p, const char *sender, const char *about_queue_id,
-				  const char *msg, size_t len, struct loop *loop)
+int pipeline_submit_from_null(struct pipeline *p, struct pipeline_message *m, const char *to,
+			      struct loop *loop, pipeline_done_cb *cb, void *ctx,
+			      const char **reason_r)
 {
-	struct store_reader *reader = loop_data(loop);
-	struct pipeline_message m = { 0 };
 	struct pipeline_rcpt rcpt = { 0 };
 	struct pipeline_target *targets;
 	struct directory_result res;
 	size_t n = 0;
 
-	if (directory_resolve(reader, sender, &res) < 0) {
-		log_error("pipeline", "queue=%s event=dsn_undeliverable rcpt=%s reason=\"%s\"",
-			  about_queue_id, sender, directory_reject_str(res.reason));
+	if (directory_resolve(loop_data(loop), to, &res) < 0) {
+		*reason_r = directory_reject_str(res.reason);
 		directory_result_free(&res);
 		return -1;
 	}
 	targets = pipeline_targets_of(&res, &n);
-	snprintf(rcpt.address, sizeof(rcpt.address), "%s", sender);
+	snprintf(rcpt.address, sizeof(rcpt.address), "%s", to);
 	rcpt.notify = DSN_NOTIFY_NEVER;
-	mail_queue_id_generate(m.env.queue_id, sizeof(m.env.queue_id));
-	header_message_id(msg, len, m.env.message_id, sizeof(m.env.message_id));
-	m.protocol = "dsn";
-	m.session = about_queue_id;
-	m.data = msg;
-	m.size = len;
-	m.rcpts = &rcpt;
-	m.n_rcpts = 1;
-	m.targets = targets;
-	m.n_targets = n;
-	log_info("pipeline", "queue=%s event=dsn dsn_queue=%s to=<%s>", about_queue_id,
-		 m.env.queue_id, sender);
-	pipeline_submit(p, &m, loop, pipeline_dsn_done, NULL);
+	m->env.sender[0] = '\0';
+	mail_queue_id_generate(m->env.queue_id, sizeof(m->env.queue_id));
+	m->rcpts = &rcpt;
+	m->n_rcpts = 1;
+	m->targets = targets;
+	m->n_targets = n;
+	pipeline_submit(p, m, loop, cb, ctx);
+	m->rcpts = NULL;
+	m->targets = NULL;
 	free(targets);
 	directory_result_free(&res);
+	return 0;
+}
+
+/* A DSN is a message like any other, from <>, to the original sender. */
+static int pipeline_submit_dsn_to(struct pipeline *p, const char *sender, const char *about_queue_id,
+				  const char *msg, size_t len, struct loop *loop)
+{
+	struct pipeline_message m = { .protocol = "dsn", .session = about_queue_id, .data = msg,
+				      .size = len };
+	const char *reason;
+
+	header_message_id(msg, len, m.env.message_id, sizeof(m.env.message_id));
+	if (pipeline_submit_from_null(p, &m, sender, loop, pipeline_dsn_done, NULL, &reason) < 0) {
+		log_error("pipeline", "queue=%s event=dsn_undeliverable rcpt=%s reason=\"%s\"",
+			  about_queue_id, sender, reason);
+		return -1;
+	}
+	log_info("pipeline", "queue=%s event=dsn dsn_queue=%s to=<%s>", about_queue_id,
+		 m.env.queue_id, sender);
 	return 0;
 }
 

@@ -86,6 +86,16 @@ void pipeline_set_workpool(struct pipeline *p, struct workpool *pool);
 /* Copies what it needs from m before returning. */
 void pipeline_submit(struct pipeline *p, const struct pipeline_message *m, struct loop *loop,
 		     pipeline_done_cb *cb, void *ctx);
+/* A message this server makes (a DSN, an interception copy): from <> to
+ * one address resolved by the directory, with NOTIFY=NEVER, stored or
+ * queued like any other.  The caller fills in m's protocol, session, data
+ * and size (and env.message_id for a trace by it); the envelope's sender,
+ * its queue id (set in m->env.queue_id), recipient and targets are set
+ * here.  -1 when the directory refuses the address: nothing is submitted
+ * and *reason_r says why. */
+int pipeline_submit_from_null(struct pipeline *p, struct pipeline_message *m, const char *to,
+			      struct loop *loop, pipeline_done_cb *cb, void *ctx,
+			      const char **reason_r);
 
 /* The outbound queue's wake-up: called after a message's remote recipients
  * are queued durably, on the loop of that submission (any thread): it must

@@ -278,33 +278,15 @@ static void ic_submit_done(const struct pipeline_result *result, void *ctx)
 static int ic_submit(struct pipeline *p, struct loop *loop, const char *address,
 		     const char *msg, size_t len, struct ic_sent *sent)
 {
-	struct pipeline_message m = { 0 };
-	struct pipeline_rcpt rcpt = { 0 };
-	struct pipeline_target *targets;
-	struct directory_result res;
-	size_t n = 0;
+	struct pipeline_message m = { .protocol = "intercept", .session = "intercept",
+				      .data = msg, .size = len };
+	const char *reason;
 
-	if (directory_resolve(loop_data(loop), address, &res) < 0) {
+	if (pipeline_submit_from_null(p, &m, address, loop, ic_submit_done, sent, &reason) < 0) {
 		log_error("intercept", "event=copy_failed order=%lld to=<%s> reason=\"%s\"",
-			  (long long)sent->order_id, address, directory_reject_str(res.reason));
-		directory_result_free(&res);
+			  (long long)sent->order_id, address, reason);
 		return -1;
 	}
-	targets = pipeline_targets_of(&res, &n);
-	snprintf(rcpt.address, sizeof(rcpt.address), "%s", address);
-	rcpt.notify = DSN_NOTIFY_NEVER;
-	mail_queue_id_generate(m.env.queue_id, sizeof(m.env.queue_id));
-	m.protocol = "intercept";
-	m.session = "intercept";
-	m.data = msg;
-	m.size = len;
-	m.rcpts = &rcpt;
-	m.n_rcpts = 1;
-	m.targets = targets;
-	m.n_targets = n;
-	pipeline_submit(p, &m, loop, ic_submit_done, sent);
-	free(targets);
-	directory_result_free(&res);
 	return 0;
 }
 
