@@ -380,15 +380,17 @@ static bool abuse_over(const struct store_account_activity *a, size_t rcpts, cha
 	return true;
 }
 
-int abuse_check(const struct abuse_sender *s, size_t rcpts, struct abuse_refusal *r)
+/* The account's state and activity from the store (or the in-memory
+ * count): 0 to go on to the limits with *a filled, 1 to let it go without
+ * (no limit on, or a read error), -1 refused (suspended: *r filled). */
+static int abuse_read(const struct abuse_sender *s, time_t now, struct store_account_activity *a,
+		      struct abuse_refusal *r)
 {
 	struct store_send_state st;
-	struct store_account_activity a;
-	time_t now = time(NULL), hour = now - 3600, day = now - 86400;
-	char limit[128];
+	time_t hour = now - 3600, day = now - 86400;
 
 	if (s->user_id <= 0 || store_user_send_state(s->reader, s->user_id, &st) < 0)
-		return 0;
+		return 1;
 	if (st.suspended) {
 		abuse_refuse(r, 550, "5.7.1",
 			     "Sending suspended for %s (%s); contact your postmaster", s->account,
@@ -396,11 +398,11 @@ int abuse_check(const struct abuse_sender *s, size_t rcpts, struct abuse_refusal
 		return -1;
 	}
 	/* Every limit off: nothing to count (the count is a query on the
-	 * trace per MAIL and RCPT, which a bulk sender would pay for nothing). */
+	 * trace, which a bulk sender would pay for nothing). */
 	if (settings_get_int("abuse.account_messages_per_hour") <= 0 &&
 	    settings_get_int("abuse.account_messages_per_day") <= 0 &&
 	    settings_get_int("abuse.account_recipients_per_hour") <= 0)
-		return 0;
+		return 1;
 	/* After an unsuspend, only what was sent since counts. */
 	if (st.since >= hour)
 		hour = st.since + 1;
@@ -408,9 +410,37 @@ int abuse_check(const struct abuse_sender *s, size_t rcpts, struct abuse_refusal
 		day = st.since + 1;
 	/* At trace.level = off the trace keeps nothing: count in memory. */
 	if (!trace_recorded(s->protocol, "accepted"))
-		abuse_count_get(s->user_id, now, &a);
-	else if (store_account_activity(s->reader, s->account, hour, day, &a) < 0)
-		return 0;
+		abuse_count_get(s->user_id, now, a);
+	else if (store_account_activity(s->reader, s->account, hour, day, a) < 0)
+		return 1;
+	return 0;
+}
+
+int abuse_check(const struct abuse_sender *s, size_t rcpts, struct abuse_seen *seen,
+		struct abuse_refusal *r)
+{
+	struct store_account_activity a;
+	time_t now = time(NULL);
+	char limit[128];
+	int ret;
+
+	if (seen != NULL && seen->valid && rcpts > 0) {
+		if (!seen->counted)
+			return 0;
+		a = (struct store_account_activity){ .messages_hour = seen->messages_hour,
+						     .messages_day = seen->messages_day,
+						     .rcpts_hour = seen->rcpts_hour };
+	} else {
+		if ((ret = abuse_read(s, now, &a, r)) < 0)
+			return -1;
+		if (seen != NULL)
+			*seen = (struct abuse_seen){ .valid = true, .counted = ret == 0,
+						     .messages_hour = a.messages_hour,
+						     .messages_day = a.messages_day,
+						     .rcpts_hour = a.rcpts_hour };
+		if (ret > 0)
+			return 0;
+	}
 	if (!abuse_over(&a, rcpts, limit, sizeof(limit)))
 		return 0;
 	abuse_refuse(r, 451, "4.7.1", "Sending limit reached for %s (%s); contact your postmaster",

@@ -23,6 +23,7 @@
 #ifndef KEEL_ACCESS_ABUSE_H
 #define KEEL_ACCESS_ABUSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,11 +53,23 @@ struct abuse_refusal {
 	char text[512];      /* names the limit or the suspension */
 };
 
+/* What the check at MAIL read (the account's state and its activity),
+ * kept by the session for the transaction's RCPTs: the store is asked once
+ * per transaction, not once per recipient. */
+struct abuse_seen {
+	bool valid;
+	bool counted; /* some limit was on: the activity below was read */
+	uint64_t messages_hour, messages_day, rcpts_hour;
+};
+
 /* At MAIL (rcpts 0) or before accepting a recipient (rcpts: how many the
  * transaction will then have): 0 to go on, or -1 with *r filled (and the
  * brake pulled if this is the account's first crossing).  A store read
- * error lets the message go (logged). */
-int abuse_check(const struct abuse_sender *s, size_t rcpts, struct abuse_refusal *r);
+ * error lets the message go (logged).  seen (NULL: none) is filled at MAIL
+ * and used at RCPT: a recipient is checked against the activity as it was
+ * at MAIL plus the transaction's own recipients. */
+int abuse_check(const struct abuse_sender *s, size_t rcpts, struct abuse_seen *seen,
+		struct abuse_refusal *r);
 
 /* After a message of the account (to rcpts recipients) is durable: counts
  * it in memory (used at trace.level = off), and when the brake fired for

@@ -128,7 +128,7 @@ static bool smtp_access_brake(struct smtp_session *s, size_t rcpts, const char *
 	if (!s->authenticated)
 		return true;
 	smtp_access_sender_init(s, &a);
-	if (abuse_check(&a, rcpts, &r) == 0)
+	if (abuse_check(&a, rcpts, &s->brake_seen, &r) == 0)
 		return true;
 	log_info("smtp", "s=%s event=refused account=%s ip=%s reply=\"%u %s %s\"", s->id,
 		 s->auth_user, s->peer_ip, r.code, r.enhanced, r.text);

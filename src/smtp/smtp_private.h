@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access/abuse.h"
 #include "pipeline/pipeline.h"
 #include "proto/smtp_parser.h"
 #include "smtp/smtp_session.h"
@@ -68,6 +69,7 @@ struct smtp_session {
 	char helo[SMTP_HELO_MAX + 1];
 	bool esmtp;
 	bool authenticated;
+	struct abuse_seen brake_seen; /* the outbreak brake's read at MAIL */
 	int64_t auth_user_id;
 	char auth_user[STORE_ADDR_MAX + 1];
 	struct smtp_auth_exchange auth;
