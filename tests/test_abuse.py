@@ -214,6 +214,36 @@ def test_sender_domain_without_mx_a_aaaa(k):
         set_conf(k, "smtp.reject_unresolvable_sender", "no")
 
 
+def test_sender_domain_lookup_failure_defers_or_accepts(k, dns):
+    """A resolver that never answers: the sender check gives up after
+    dnsbl.timeout and defers (451 4.4.3, the default) or accepts."""
+    port = k.ports["smtp"]
+    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    mute.bind(("127.0.0.1", 0))
+    try:
+        set_conf(k, "smtp.reject_unresolvable_sender", "reject")
+        set_conf(k, "dnsbl.timeout", "1s")
+        set_conf(k, "dns.resolver", f"127.0.0.1:{mute.getsockname()[1]}")
+        with Raw(port, source="127.0.0.6", timeout=20) as c:
+            c.ehlo()
+            code, text = c.cmd("MAIL FROM:<x@unreachable-dns.test>")
+            assert (code, text[:5]) == (451, "4.4.3"), (code, text)
+            assert "cannot look up domain unreachable-dns.test" in text
+        assert traced(k, "mail", "rejected 451 4.4.3: sender domain unreachable-dns.test%")
+        set_conf(k, "smtp.sender_check_tempfail", "accept")
+        with Raw(port, source="127.0.0.6", timeout=20) as c:
+            c.ehlo()
+            c.ok("MAIL FROM:<x@unreachable-dns.test>")
+        assert "event=sender_check_failed from=<x@unreachable-dns.test> action=accept" in \
+            k.read_log()
+    finally:
+        set_conf(k, "smtp.sender_check_tempfail", "defer")
+        set_conf(k, "smtp.reject_unresolvable_sender", "no")
+        set_conf(k, "dns.resolver", f"127.0.0.1:{dns}")
+        set_conf(k, "dnsbl.timeout", "5s")
+        mute.close()
+
+
 # ---- limits per client IP ------------------------------------------------------
 
 def test_messages_per_hour_per_ip(k):

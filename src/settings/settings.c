@@ -18,6 +18,7 @@ static const char *const smtp_bare_newline_choices[] = { "reject", "normalize", 
 static const char *const delivery_tls_choices[] = { "may", "require", NULL };
 static const char *const trace_level_choices[] = { "full", "delivery", "off", NULL };
 static const char *const smtp_unresolvable_sender_choices[] = { "no", "reject", "defer", NULL };
+static const char *const smtp_sender_tempfail_choices[] = { "defer", "accept", NULL };
 
 static const struct setting_def settings_registry[] = {
     {
@@ -427,6 +428,13 @@ static const struct setting_def settings_registry[] = {
         .def = "no",
         .choices = smtp_unresolvable_sender_choices,
         .doc = "MAIL FROM a domain with no MX, A or AAAA record on the smtp service: no (accept), reject (550 5.1.8) or defer (450 4.1.8)",
+    },
+    {
+        .key = "smtp.sender_check_tempfail",
+        .type = SETTING_ENUM,
+        .def = "defer",
+        .choices = smtp_sender_tempfail_choices,
+        .doc = "when smtp.reject_unresolvable_sender is on and the sender domain's lookup fails or times out: defer (451 4.4.3, as Postfix's unknown_address_tempfail_action) or accept",
     },
     {
         .key = "limits.exempt_group",

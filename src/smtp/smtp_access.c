@@ -170,6 +170,14 @@ bool smtp_access_mail(struct smtp_session *s)
 	return smtp_access_brake(s, 0, NULL);
 }
 
+static bool smtp_access_tempfail_defers(void)
+{
+	char mode[16];
+
+	settings_get("smtp.sender_check_tempfail", mode, sizeof(mode));
+	return strcmp(mode, "defer") == 0;
+}
+
 static void smtp_access_sender_done(enum dnsbl_sender v, void *ctx)
 {
 	struct smtp_session *s = ctx;
@@ -194,6 +202,15 @@ static void smtp_access_sender_done(enum dnsbl_sender v, void *ctx)
 		else
 			smtp_reply(s, 450, "4.1.8", "<%s>: Sender address rejected: domain %s has "
 						    "no MX, A or AAAA record", s->sender, domain);
+		smtp_transaction_reset(s);
+		smtp_enter_state(s, SMTP_STATE_READY);
+	} else if (v == DNSBL_SENDER_UNKNOWN && smtp_access_tempfail_defers()) {
+		log_info("smtp", "s=%s event=sender_check_failed from=<%s> action=defer", s->id,
+			 s->sender);
+		smtp_trace(s, "mail", NULL, "rejected 451 4.4.3: sender domain %s could not be "
+					    "looked up (smtp.sender_check_tempfail=defer)", domain);
+		smtp_reply(s, 451, "4.4.3", "<%s>: Sender address rejected: cannot look up domain "
+					    "%s now; try again later", s->sender, domain);
 		smtp_transaction_reset(s);
 		smtp_enter_state(s, SMTP_STATE_READY);
 	} else {
