@@ -343,6 +343,43 @@ def test_login_deadline_however_busy(mx):
         assert 9.5 < took < 15, (name, took)
 
 
+def test_line_trickled_byte_by_byte_times_out(mx):
+    """A command line sent one byte a second never completes: the idle
+    timeout alone would restart at every byte and hold the connection for
+    ever; a line must be whole within smtp.timeout_command (here its 10 s
+    minimum), like Postfix's smtpd_per_record_deadline."""
+    set_conf(mx, "smtp.timeout_command", "10s")
+    try:
+        s, f, greeting = raw_line(mx.ports["smtp"], timeout=20)
+        assert greeting.startswith(b"220")
+        s.sendall(b"EHLO trickle.test\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        t0 = time.monotonic()
+        closed = None
+        for c in b"NOOP NOOP NOOP NOOP NOOP":
+            try:
+                s.sendall(bytes([c]))
+            except OSError:
+                closed = time.monotonic() - t0
+                break
+            s.settimeout(1)
+            try:
+                if s.recv(4096) == b"":
+                    closed = time.monotonic() - t0
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = time.monotonic() - t0
+                break
+        s.close()
+        assert closed is not None, "the trickled line held the connection"
+        assert 9.5 < closed < 15, closed
+    finally:
+        set_conf(mx, "smtp.timeout_command", "5m")
+
+
 # ---- huge structures ---------------------------------------------------------
 
 def big_messages():

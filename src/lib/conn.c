@@ -27,6 +27,12 @@ struct conn {
 	struct timeval timeout;
 	char *line;
 	size_t line_cap;
+	/* A line begun and not finished within the idle timeout ends the
+	 * connection, however steadily its bytes trickle in (like Postfix's
+	 * smtpd_per_record_deadline): the idle timeout alone restarts at
+	 * every byte. */
+	struct event *line_deadline;
+	bool line_armed;
 };
 
 static void conn_on_read(struct bufferevent *bev, void *arg);
@@ -112,6 +118,42 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr,
 		return NULL;
 	}
 	return conn;
+}
+
+static void conn_line_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *conn = arg;
+	struct timeval again = { 1, 0 };
+
+	conn->line_armed = false;
+	if (conn->closing)
+		return;
+	/* Paused: the owner is busy with earlier input, not the peer slow. */
+	if (conn->paused) {
+		conn->line_armed = true;
+		evtimer_add(conn->line_deadline, &again);
+		return;
+	}
+	conn_schedule_finish(conn, CONN_CLOSED_TIMEOUT);
+}
+
+/* A partial line is buffered: its deadline runs from now unless running. */
+static void conn_line_arm(struct conn *conn)
+{
+	if (conn->line_armed || conn->timeout.tv_sec == 0)
+		return;
+	if (conn->line_deadline == NULL)
+		conn->line_deadline = evtimer_new(conn->base, conn_line_expired, conn);
+	conn->line_armed = true;
+	evtimer_add(conn->line_deadline, &conn->timeout);
+}
+
+static void conn_line_disarm(struct conn *conn)
+{
+	if (!conn->line_armed)
+		return;
+	conn->line_armed = false;
+	evtimer_del(conn->line_deadline);
 }
 
 void conn_set_timeout(struct conn *conn, unsigned seconds)
@@ -224,6 +266,7 @@ int conn_read_line(struct conn *conn, size_t max, const char **line_r, size_t *l
 		if (conn->discarding) {
 			if (p.pos < 0) {
 				evbuffer_drain(in, evbuffer_get_length(in));
+				conn_line_arm(conn);
 				return 0;
 			}
 			evbuffer_drain(in, (size_t)p.pos + eol_len);
@@ -231,6 +274,10 @@ int conn_read_line(struct conn *conn, size_t max, const char **line_r, size_t *l
 			continue;
 		}
 		if (p.pos < 0) {
+			if (evbuffer_get_length(in) > 0)
+				conn_line_arm(conn);
+			else
+				conn_line_disarm(conn);
 			/* max octets of text, and room for the CR of a CRLF. */
 			if (evbuffer_get_length(in) <= max + 1)
 				return 0;
@@ -238,6 +285,7 @@ int conn_read_line(struct conn *conn, size_t max, const char **line_r, size_t *l
 			evbuffer_drain(in, evbuffer_get_length(in));
 			return -1;
 		}
+		conn_line_disarm(conn);
 		content = (size_t)p.pos - (conn_byte_is_cr(in, p.pos - 1) ? 1 : 0);
 		if (content > max) {
 			evbuffer_drain(in, (size_t)p.pos + eol_len);
@@ -378,6 +426,8 @@ void conn_free(struct conn **connp)
 		SSL_set_shutdown(conn->ssl, SSL_RECEIVED_SHUTDOWN);
 	bufferevent_free(conn->bev);
 	event_free(conn->finish);
+	if (conn->line_deadline != NULL)
+		event_free(conn->line_deadline);
 	free(conn->line);
 	free(conn);
 	*connp = NULL;
