@@ -419,7 +419,7 @@ static int abuse_read(const struct abuse_sender *s, time_t now, struct store_acc
 int abuse_check(const struct abuse_sender *s, size_t rcpts, struct abuse_seen *seen,
 		struct abuse_refusal *r)
 {
-	struct store_account_activity a;
+	struct store_account_activity a = { 0 };
 	time_t now = time(NULL);
 	char limit[128];
 	int ret;
@@ -427,17 +427,12 @@ int abuse_check(const struct abuse_sender *s, size_t rcpts, struct abuse_seen *s
 	if (seen != NULL && seen->valid && rcpts > 0) {
 		if (!seen->counted)
 			return 0;
-		a = (struct store_account_activity){ .messages_hour = seen->messages_hour,
-						     .messages_day = seen->messages_day,
-						     .rcpts_hour = seen->rcpts_hour };
+		a = seen->a;
 	} else {
 		if ((ret = abuse_read(s, now, &a, r)) < 0)
 			return -1;
 		if (seen != NULL)
-			*seen = (struct abuse_seen){ .valid = true, .counted = ret == 0,
-						     .messages_hour = a.messages_hour,
-						     .messages_day = a.messages_day,
-						     .rcpts_hour = a.rcpts_hour };
+			*seen = (struct abuse_seen){ .valid = true, .counted = ret == 0, .a = a };
 		if (ret > 0)
 			return 0;
 	}

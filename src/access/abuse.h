@@ -27,10 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/store.h"
+
 struct loop;
 struct pipeline;
-struct store;
-struct store_reader;
 
 /* Who submits, and the services the brake uses; on loop's thread, whose
  * store reader is reader. */
@@ -58,8 +58,8 @@ struct abuse_refusal {
  * per transaction, not once per recipient. */
 struct abuse_seen {
 	bool valid;
-	bool counted; /* some limit was on: the activity below was read */
-	uint64_t messages_hour, messages_day, rcpts_hour;
+	bool counted; /* some limit was on: a was read */
+	struct store_account_activity a;
 };
 
 /* At MAIL (rcpts 0) or before accepting a recipient (rcpts: how many the

@@ -885,7 +885,7 @@ static void imap_fetch_start(struct imap_session *s, struct imap_fetch *f)
 static int imap_fetch_modifiers(struct imap_session *s, struct imap_fetch *f,
 				const struct imap_arg *a, const struct imap_arg *set)
 {
-	struct store_message *changed = NULL;
+	uint32_t *changed = NULL;
 	size_t out = 0, n_changed = 0;
 	uint64_t since;
 	bool vanished = false;
@@ -903,13 +903,14 @@ static int imap_fetch_modifiers(struct imap_session *s, struct imap_fetch *f,
 	}
 	since = a->list[1].num;
 	s->condstore = true;
-	if (store_message_changed(s->reader, s->view.mailbox_id, since, &changed, &n_changed) < 0)
+	if (store_message_changed_uids(s->reader, s->view.mailbox_id, since, &changed,
+				       &n_changed) < 0)
 		n_changed = 0;
 	for (size_t i = 0, j = 0; i < f->n; i++) {
 		uint32_t uid = s->view.msgs[f->idx[i]].uid;
-		while (j < n_changed && changed[j].uid < uid)
+		while (j < n_changed && changed[j] < uid)
 			j++;
-		if (j < n_changed && changed[j].uid == uid)
+		if (j < n_changed && changed[j] == uid)
 			f->idx[out++] = f->idx[i];
 	}
 	free(changed);

@@ -103,26 +103,35 @@ static void imap_select_qresync(struct imap_session *s, const struct imap_arg *q
 {
 	const struct imap_view *v = &s->view;
 	uint64_t modseq = q->list[1].num;
-	struct store_message *list;
-	size_t n;
+	const struct imap_msg *m;
+	struct imap_rows rows;
+	uint32_t *uids;
+	size_t *idx, n, n_idx = 0;
 
 	if (q->list[0].num != v->uidvalidity)
 		return;
 	imap_view_vanished_earlier(s, modseq, q->n >= 3 ? &q->list[2] : NULL);
-	if (store_message_changed(s->reader, v->mailbox_id, modseq, &list, &n) < 0)
+	/* The uids first, then their rows a page at a time: an old modseq
+	 * may name most of a big mailbox. */
+	if (store_message_changed_uids(s->reader, v->mailbox_id, modseq, &uids, &n) < 0)
 		return;
+	idx = xmalloc((n + 1) * sizeof(*idx));
 	for (size_t j = 0; j < n; j++) {
-		long i = imap_view_find(v, list[j].uid);
-		struct imap_msg m = { .uid = list[j].uid, .keywords = list[j].keywords };
-		if (i < 0)
-			continue;
-		m.flags = (list[j].flags & IMAP_MSG_SYSTEM_FLAGS) |
-			  (v->msgs[i].flags & IMAP_MSG_SESSION);
-		imap_printf(s, "* %ld FETCH (UID %u ", i + 1, m.uid);
-		imap_write_flags(s, &m);
-		imap_printf(s, " MODSEQ (%llu))\r\n", (unsigned long long)list[j].modseq);
+		long i = imap_view_find(v, uids[j]);
+		if (i >= 0)
+			idx[n_idx++] = (size_t)i;
 	}
-	free(list);
+	free(uids);
+	imap_rows_init(&rows, idx, n_idx);
+	for (size_t j = 0; j < n_idx; j++) {
+		if ((m = imap_rows_get(s, &rows, j)) == NULL)
+			continue;
+		imap_printf(s, "* %zu FETCH (UID %u ", idx[j] + 1, m->uid);
+		imap_write_flags(s, m);
+		imap_printf(s, " MODSEQ (%llu))\r\n", (unsigned long long)m->modseq);
+	}
+	imap_rows_free(&rows);
+	free(idx);
 }
 
 static void imap_select(struct imap_session *s, const struct imap_arg *args, bool readonly)

@@ -248,7 +248,7 @@ void imap_write_flags(struct imap_session *s, const struct imap_msg *m)
 		imap_printf(s, "%s\\Recent", first ? "" : " ");
 		first = false;
 	}
-	if (m->keywords != NULL && m->keywords[0] != '\0')
+	if (m->keywords[0] != '\0')
 		imap_printf(s, "%s%s", first ? "" : " ", m->keywords);
 	imap_write(s, ")", 1);
 }

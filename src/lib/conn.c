@@ -123,17 +123,12 @@ struct conn *conn_connect(struct event_base *base, const struct sockaddr *addr,
 static void conn_line_expired(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *conn = arg;
-	struct timeval again = { 1, 0 };
 
 	conn->line_armed = false;
-	if (conn->closing)
+	/* Paused: the owner is busy with earlier input, not the peer slow;
+	 * the line gets a new deadline when reading resumes. */
+	if (conn->closing || conn->paused)
 		return;
-	/* Paused: the owner is busy with earlier input, not the peer slow. */
-	if (conn->paused) {
-		conn->line_armed = true;
-		evtimer_add(conn->line_deadline, &again);
-		return;
-	}
 	conn_schedule_finish(conn, CONN_CLOSED_TIMEOUT);
 }
 
@@ -330,6 +325,7 @@ size_t conn_output_pending(struct conn *conn)
 void conn_pause(struct conn *conn)
 {
 	conn->paused = true;
+	conn_line_disarm(conn);
 	bufferevent_disable(conn->bev, EV_READ);
 }
 

@@ -653,6 +653,10 @@ int store_mailbox_get_by_id(struct store_reader *r, int64_t mailbox_id,
  * order; the list is freed with free(). */
 int store_message_changed(struct store_reader *r, int64_t mailbox_id, uint64_t since,
 			  struct store_message **list_r, size_t *n_r);
+/* Their uids only, ascending (CHANGEDSINCE, QRESYNC at SELECT: a client's
+ * old modseq may name most of a big mailbox). */
+int store_message_changed_uids(struct store_reader *r, int64_t mailbox_id, uint64_t since,
+			       uint32_t **uids_r, size_t *n_r);
 /* uids expunged from a mailbox with modseq > since, ascending; the list is
  * freed with free().  Kept until the mailbox is deleted. */
 int store_expunged_since(struct store_reader *r, int64_t mailbox_id, uint64_t since,

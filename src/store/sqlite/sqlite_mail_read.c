@@ -75,12 +75,10 @@ void sq_message_fill(sqlite3_stmt *st, void *item)
 	m->blob_id = sqlite3_column_int64(st, 8);
 }
 
-int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t first_uid,
-		       size_t limit, struct store_message **list_r, size_t *n_r)
+/* sql's statement with (mailbox_id, first uid, limit 0: none) bound. */
+static sqlite3_stmt *mr_get_range(struct store_reader *r, const char *sql, int64_t mailbox_id,
+				  uint32_t first_uid, size_t limit)
 {
-	static const char sql[] = "SELECT id, mailbox_id, uid, modseq, flags, keywords,"
-				  " internaldate, size, blob_id FROM messages"
-				  " WHERE mailbox_id = ? AND uid >= ? ORDER BY uid LIMIT ?";
 	sqlite3_stmt *st = sq_get(&r->c, sql);
 
 	if (st != NULL) {
@@ -88,8 +86,31 @@ int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t firs
 		sqlite3_bind_int64(st, 2, first_uid);
 		sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (int64_t)limit);
 	}
-	return sq_read_list(r, st, sizeof(**list_r), sq_message_fill, list_r, n_r,
-			    "message_list");
+	return st;
+}
+
+/* sql's statement with (mailbox_id, modseq since) bound. */
+static sqlite3_stmt *mr_get_since(struct store_reader *r, const char *sql, int64_t mailbox_id,
+				  uint64_t since)
+{
+	sqlite3_stmt *st = sq_get(&r->c, sql);
+
+	if (st != NULL) {
+		sqlite3_bind_int64(st, 1, mailbox_id);
+		sqlite3_bind_int64(st, 2, (int64_t)since);
+	}
+	return st;
+}
+
+int store_message_list(struct store_reader *r, int64_t mailbox_id, uint32_t first_uid,
+		       size_t limit, struct store_message **list_r, size_t *n_r)
+{
+	static const char sql[] = "SELECT id, mailbox_id, uid, modseq, flags, keywords,"
+				  " internaldate, size, blob_id FROM messages"
+				  " WHERE mailbox_id = ? AND uid >= ? ORDER BY uid LIMIT ?";
+
+	return sq_read_list(r, mr_get_range(r, sql, mailbox_id, first_uid, limit),
+			    sizeof(**list_r), sq_message_fill, list_r, n_r, "message_list");
 }
 
 static void mr_brief_fill(sqlite3_stmt *st, void *item)
@@ -101,22 +122,16 @@ static void mr_brief_fill(sqlite3_stmt *st, void *item)
 	b->keywords = sqlite3_column_int(st, 2) != 0;
 }
 
-/* Answered from messages_view alone (test_store_brief_plan holds it). */
+/* Answered from messages_view alone (test_store_brief_list_pages holds it). */
 int store_message_brief_list(struct store_reader *r, int64_t mailbox_id, uint32_t first_uid,
 			     size_t limit, struct store_message_brief **list_r, size_t *n_r)
 {
 	static const char sql[] = "SELECT uid, flags, keywords <> '' FROM messages"
 				  " INDEXED BY messages_view"
 				  " WHERE mailbox_id = ? AND uid >= ? ORDER BY uid LIMIT ?";
-	sqlite3_stmt *st = sq_get(&r->c, sql);
 
-	if (st != NULL) {
-		sqlite3_bind_int64(st, 1, mailbox_id);
-		sqlite3_bind_int64(st, 2, first_uid);
-		sqlite3_bind_int64(st, 3, limit == 0 ? -1 : (int64_t)limit);
-	}
-	return sq_read_list(r, st, sizeof(**list_r), mr_brief_fill, list_r, n_r,
-			    "message_brief_list");
+	return sq_read_list(r, mr_get_range(r, sql, mailbox_id, first_uid, limit),
+			    sizeof(**list_r), mr_brief_fill, list_r, n_r, "message_brief_list");
 }
 
 int store_mailbox_get_by_id(struct store_reader *r, int64_t mailbox_id,
@@ -138,14 +153,9 @@ int store_message_changed(struct store_reader *r, int64_t mailbox_id, uint64_t s
 	static const char sql[] = "SELECT id, mailbox_id, uid, modseq, flags, keywords,"
 				  " internaldate, size, blob_id FROM messages"
 				  " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid";
-	sqlite3_stmt *st = sq_get(&r->c, sql);
 
-	if (st != NULL) {
-		sqlite3_bind_int64(st, 1, mailbox_id);
-		sqlite3_bind_int64(st, 2, (int64_t)since);
-	}
-	return sq_read_list(r, st, sizeof(**list_r), sq_message_fill, list_r, n_r,
-			    "message_changed");
+	return sq_read_list(r, mr_get_since(r, sql, mailbox_id, since), sizeof(**list_r),
+			    sq_message_fill, list_r, n_r, "message_changed");
 }
 
 static void mr_uid_fill(sqlite3_stmt *st, void *item)
@@ -158,14 +168,19 @@ int store_expunged_since(struct store_reader *r, int64_t mailbox_id, uint64_t si
 {
 	static const char sql[] = "SELECT uid FROM expunged"
 				  " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid";
-	sqlite3_stmt *st = sq_get(&r->c, sql);
 
-	if (st != NULL) {
-		sqlite3_bind_int64(st, 1, mailbox_id);
-		sqlite3_bind_int64(st, 2, (int64_t)since);
-	}
-	return sq_read_list(r, st, sizeof(**uids_r), mr_uid_fill, uids_r, n_r,
-			    "expunged_since");
+	return sq_read_list(r, mr_get_since(r, sql, mailbox_id, since), sizeof(**uids_r),
+			    mr_uid_fill, uids_r, n_r, "expunged_since");
+}
+
+int store_message_changed_uids(struct store_reader *r, int64_t mailbox_id, uint64_t since,
+			       uint32_t **uids_r, size_t *n_r)
+{
+	static const char sql[] = "SELECT uid FROM messages"
+				  " WHERE mailbox_id = ? AND modseq > ? ORDER BY uid";
+
+	return sq_read_list(r, mr_get_since(r, sql, mailbox_id, since), sizeof(**uids_r),
+			    mr_uid_fill, uids_r, n_r, "message_changed_uids");
 }
 
 /* ---- blobs -------------------------------------------------------------- */
